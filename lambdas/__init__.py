@@ -1,0 +1,1 @@
+"""AWS Lambda handlers (``stream_processor``, ``projector``): routing, failure reports, metrics."""

@@ -1,0 +1,1 @@
+"""The Chroma projection: events → record operations, state and checkpoint, rebuild, verify."""

@@ -1,0 +1,226 @@
+"""Catch a snapshot directory up with the log, or build one from zero or from a snapshot.
+
+A snapshot directory is a pure function of the log up to its checkpoint: catching up reads
+the log after the checkpoint in batches and applies each (see ``projections.chroma``);
+rebuilding does the same into a fresh directory, optionally starting from a copy of an
+existing snapshot. A snapshot is tied to the log it was built from: the event at its
+checkpoint must be the one it recorded, or it refuses to go on.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from projections.chroma import BatchResult, WriteHook, apply_batch
+from projections.fold import DeltaPolicy, DeltaProblem
+from projections.snapshot_dir import SnapshotDirectory, open_snapshot
+from projections.state import STATE_FILE, StateError
+from receipt_chroma.client import CollectionName
+from receipt_chroma.deltas import DeltaSource, LocalDeltaSource
+from receipt_chroma.digest import Digest, digest_directory
+from receipt_chroma.lock import LOCK_FILE
+from receipt_chroma.prefetch import PrefetchingDeltaSource
+from receipt_events.events import EmbeddingsPublished
+from receipt_events.store import EventStore, Recorded
+
+CATCH_UP_BATCH = 1000  # events per batch when following the log
+REBUILD_BATCH = 2_000  # events per batch when replaying; deltas of the next are read meanwhile
+
+Progress = Callable[[int, int], None]  # (position reached, target position)
+
+
+class CatchUpResult(msgspec.Struct, kw_only=True):
+    from_position: int
+    to_position: int
+    applied: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    batches: int = 0
+    parked_deltas: int = 0
+
+    @property
+    def records_written(self) -> int:
+        return self.added + self.updated + self.deleted
+
+    def add(self, batch: BatchResult) -> None:
+        self.to_position = batch.last
+        self.applied += batch.applied
+        self.added += batch.added
+        self.updated += batch.updated
+        self.deleted += batch.deleted
+        self.batches += 1
+        self.parked_deltas += batch.parked_deltas
+
+
+class ProjectionStopped(Exception):
+    """A delta stopped the projection; everything before its event was applied."""
+
+    def __init__(self, problem: DeltaProblem, result: CatchUpResult) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+        self.result = result
+
+
+class ProjectionConflict(Exception):
+    """The snapshot and the log (or the request) do not fit together."""
+
+
+def catch_up(
+    store: EventStore,
+    snapshot: SnapshotDirectory,
+    deltas: DeltaSource,
+    *,
+    to: int | None = None,
+    batch_size: int = CATCH_UP_BATCH,
+    policy: DeltaPolicy = "stop",
+    known_digests: dict[tuple[str, str], str] | None = None,
+    progress: Progress | None = None,
+    on_write: WriteHook | None = None,
+) -> CatchUpResult:
+    """Apply the log after the snapshot's checkpoint, up to ``to`` (default: the head now)."""
+    state = snapshot.state
+    start = state.checkpoint
+    check_same_log(store, snapshot)
+    target = store.head() if to is None else to
+    if target < start:
+        raise ProjectionConflict(
+            f"{snapshot.path} is already at position {start}, past {target}; "
+            "rebuild to reach an earlier position"
+        )
+    result = CatchUpResult(from_position=start, to_position=start)
+    prefetch = getattr(deltas, "prefetch", None)
+    read_ahead: list[Recorded] | None = None
+    while True:
+        inflight = state.inflight_to
+        if inflight is not None:  # a crash interrupted this batch: redo exactly it
+            events = list(store.iter_events(after=state.checkpoint, to=inflight))
+        elif read_ahead is not None:
+            events, read_ahead = read_ahead, None
+        else:
+            events = store.read(after=state.checkpoint, to=target, limit=batch_size)
+        if not events:
+            return result
+        if prefetch is not None:  # queue this batch's deltas and the next one's
+            prefetch(delta_requests(events))
+            read_ahead = store.read(after=events[-1].position, to=target, limit=batch_size)
+            prefetch(delta_requests(read_ahead))
+        batch, problem = apply_batch(
+            snapshot,
+            events,
+            deltas.read,
+            policy=policy,
+            known_digests=known_digests,
+            redo=inflight is not None,
+            on_write=on_write,
+        )
+        if batch is not None:
+            result.add(batch)
+            if progress is not None:
+                progress(batch.last, target)
+        if problem is not None:
+            raise ProjectionStopped(problem, result)
+
+
+def delta_requests(events: list[Recorded]) -> list[tuple[str, CollectionName]]:
+    """The deltas a batch of events will read, in order."""
+    requests: list[tuple[str, CollectionName]] = []
+    for recorded in events:
+        if isinstance(recorded.event, EmbeddingsPublished):
+            requests.append((recorded.event.lines_delta, "lines"))
+            requests.append((recorded.event.words_delta, "words"))
+    return requests
+
+
+def check_same_log(store: EventStore, snapshot: SnapshotDirectory) -> None:
+    """Refuse a snapshot whose checkpoint event is not the store's event at that position."""
+    state = snapshot.state
+    if state.checkpoint == 0:
+        return
+    found = store.read(after=state.checkpoint - 1, to=state.checkpoint, limit=1)
+    if not found or found[0].event.originator_id != state.checkpoint_event:
+        seen = found[0].event.originator_id if found else "no event"
+        raise ProjectionConflict(
+            f"{snapshot.path} was built from another log: at its checkpoint {state.checkpoint} "
+            f"it recorded {state.checkpoint_event}, this store has {seen}"
+        )
+
+
+class RebuildResult(msgspec.Struct, kw_only=True):
+    position: int
+    digest: str
+    counts: dict[str, int]
+    applied: int
+    from_snapshot: int | None = None
+
+
+def rebuild(
+    store: EventStore,
+    out: Path,
+    deltas: DeltaSource,
+    *,
+    to: int | None = None,
+    from_snapshot: Path | None = None,
+    batch_size: int = REBUILD_BATCH,
+    policy: DeltaPolicy = "stop",
+    known_digests: dict[tuple[str, str], str] | None = None,
+    progress: Progress | None = None,
+    with_digest: bool = True,
+) -> RebuildResult:
+    """Build a snapshot directory at ``out`` from zero, or from a copy of ``from_snapshot``.
+
+    Deltas on the local disk are read ahead in worker processes while Chroma is written.
+    """
+    if out.exists() and not out.is_dir():
+        raise ProjectionConflict(
+            f"{out} is not a directory; rebuild writes a new snapshot directory"
+        )
+    if out.exists() and any(out.iterdir()):
+        raise ProjectionConflict(f"{out} is not empty; rebuild writes a new snapshot directory")
+    if from_snapshot is not None:
+        if not (from_snapshot / STATE_FILE).is_file():
+            raise ProjectionConflict(f"{from_snapshot} is not a snapshot directory")
+        shutil.copytree(from_snapshot, out, ignore=shutil.ignore_patterns(LOCK_FILE))
+    source: DeltaSource = deltas
+    if isinstance(deltas, LocalDeltaSource):
+        source = PrefetchingDeltaSource(deltas)
+    try:
+        with open_snapshot(out, create=True) as snapshot:
+            base = snapshot.state.checkpoint if from_snapshot is not None else None
+            result = catch_up(
+                store,
+                snapshot,
+                source,
+                to=to,
+                batch_size=batch_size,
+                policy=policy,
+                known_digests=known_digests,
+                progress=progress,
+            )
+            position = snapshot.state.checkpoint
+            digest = digest_directory(snapshot.chroma, position) if with_digest else None
+    finally:
+        if isinstance(source, PrefetchingDeltaSource):
+            source.close()
+    return RebuildResult(
+        position=position,
+        digest=digest.digest if digest else "",
+        counts=digest.counts if digest else {},
+        applied=result.applied,
+        from_snapshot=base,
+    )
+
+
+def snapshot_digest(path: Path) -> Digest:
+    """The canonical digest of a snapshot directory at its checkpoint."""
+    with open_snapshot(path, create=False) as snapshot:
+        if snapshot.state.inflight_to is not None:
+            raise StateError(
+                f"{path} has a batch in flight (a writer stopped mid-batch); "
+                "run `receipt-events project` on it to finish the batch first"
+            )
+        return digest_directory(snapshot.chroma, snapshot.state.checkpoint)

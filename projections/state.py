@@ -1,0 +1,321 @@
+"""The projection's state: a small SQLite file inside the snapshot directory.
+
+It holds what the Chroma records are a function of (each receipt's place fields, each word's
+labels, each record's delta metadata and embedding digest), the deltas merged so far with
+their content digests, parked deltas, and the checkpoint. State is loaded and saved a whole
+receipt at a time, and a batch's receipts are saved in one transaction together with the new
+checkpoint, so state and checkpoint can never disagree.
+
+Before a batch writes to Chroma, ``begin_batch`` commits the batch's end position
+(``inflight_to``). A process that dies mid-batch leaves it set, and the next run redoes exactly
+that batch from the unchanged state: the same events on the same state plan the same writes,
+so whatever part of them reached Chroma is simply written again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from projections.metadata import LabelState
+
+PROJECTION_VERSION = 1
+STATE_FILE = "state.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS places (
+    image_id TEXT, receipt_id INTEGER, entity TEXT, fields TEXT NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (image_id, receipt_id, entity));
+CREATE TABLE IF NOT EXISTS labels (
+    image_id TEXT, receipt_id INTEGER, line_id INTEGER, word_id INTEGER, label TEXT,
+    validation_status TEXT NOT NULL, label_proposed_by TEXT, timestamp_added TEXT,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (image_id, receipt_id, line_id, word_id, label));
+CREATE TABLE IF NOT EXISTS records (
+    collection TEXT, id TEXT, image_id TEXT NOT NULL, receipt_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL, document TEXT, metadata TEXT NOT NULL, embedding_sha TEXT NOT NULL,
+    PRIMARY KEY (collection, id));
+CREATE INDEX IF NOT EXISTS records_by_receipt ON records (image_id, receipt_id);
+CREATE TABLE IF NOT EXISTS deltas (
+    run_id TEXT, collection TEXT, location TEXT NOT NULL, digest TEXT NOT NULL,
+    records INTEGER NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (run_id, collection));
+CREATE TABLE IF NOT EXISTS parked_deltas (
+    run_id TEXT, collection TEXT, location TEXT NOT NULL, position INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (run_id, collection));
+"""
+
+
+class StateError(Exception):
+    """A state file this code cannot resume from (another version, another log)."""
+
+
+class PlaceState(msgspec.Struct, frozen=True):
+    fields: dict[str, str | None]
+    position: int
+
+
+class RecordState(msgspec.Struct, frozen=True):
+    """A record the projection owns: where it came from and what its metadata derives from."""
+
+    run_id: str
+    document: str | None
+    delta_metadata: dict[str, Any]
+    embedding_sha: str
+
+
+class MergedDelta(msgspec.Struct, frozen=True):
+    run_id: str
+    collection: str
+    location: str
+    digest: str
+    records: int
+    position: int
+
+
+class ParkedDelta(msgspec.Struct, frozen=True):
+    run_id: str
+    collection: str
+    location: str
+    position: int
+    error: str
+
+
+RecordKey = tuple[str, str]  # (collection, chroma id)
+WordLabels = dict[str, LabelState]  # label → state
+
+
+@dataclass
+class ReceiptView:
+    """Everything the projection knows about one receipt."""
+
+    image_id: str
+    receipt_id: int
+    places: dict[str, PlaceState] = field(default_factory=dict)  # entity → place
+    labels: dict[tuple[int, int], WordLabels] = field(default_factory=dict)  # (line, word) → labels
+    records: dict[RecordKey, RecordState] = field(default_factory=dict)
+
+    def copy(self) -> ReceiptView:
+        return ReceiptView(
+            self.image_id,
+            self.receipt_id,
+            dict(self.places),
+            {word: dict(labels) for word, labels in self.labels.items()},
+            dict(self.records),
+        )
+
+    def place_fields(self) -> dict[str, str | None] | None:
+        """The receipt's effective place: of the place items it has, the last one changed."""
+        if not self.places:
+            return None
+        return max(self.places.values(), key=lambda place: place.position).fields
+
+
+class ProjectionState:
+    """The state file of one snapshot directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        version = self.get_meta("projection_version")
+        if version is None:
+            self.set_meta("projection_version", PROJECTION_VERSION)
+        elif version != PROJECTION_VERSION:
+            raise StateError(
+                f"{path} was built by projection version {version}; this code is version "
+                f"{PROJECTION_VERSION}: rebuild the snapshot (receipt-events rebuild)"
+            )
+
+    # -- meta ------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else msgspec.json.decode(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, msgspec.json.encode(value).decode()),
+        )
+
+    @property
+    def checkpoint(self) -> int:
+        return int(self.get_meta("checkpoint") or 0)
+
+    @property
+    def checkpoint_event(self) -> str | None:
+        """The store id of the event at the checkpoint: ties this state to one log."""
+        value = self.get_meta("checkpoint_event")
+        return None if value is None else str(value)
+
+    @property
+    def inflight_to(self) -> int | None:
+        value = self.get_meta("inflight_to")
+        return None if value is None else int(value)
+
+    def dimension(self, collection: str) -> int | None:
+        value = self.get_meta(f"dimension:{collection}")
+        return None if value is None else int(value)
+
+    # -- receipts --------------------------------------------------------------------
+
+    def load_receipt(self, image_id: str, receipt_id: int) -> ReceiptView:
+        view = ReceiptView(image_id, receipt_id)
+        key = (image_id, receipt_id)
+        for entity, fields, position in self._db.execute(
+            "SELECT entity, fields, position FROM places WHERE image_id = ? AND receipt_id = ?",
+            key,
+        ):
+            view.places[entity] = PlaceState(msgspec.json.decode(fields), position)
+        for line_id, word_id, label, status, proposed_by, added, position in self._db.execute(
+            "SELECT line_id, word_id, label, validation_status, label_proposed_by, "
+            "timestamp_added, position FROM labels WHERE image_id = ? AND receipt_id = ?",
+            key,
+        ):
+            view.labels.setdefault((line_id, word_id), {})[label] = LabelState(
+                label, status, proposed_by, added, position
+            )
+        for collection, record_id, run_id, document, metadata, embedding_sha in self._db.execute(
+            "SELECT collection, id, run_id, document, metadata, embedding_sha FROM records "
+            "WHERE image_id = ? AND receipt_id = ?",
+            key,
+        ):
+            view.records[(collection, record_id)] = RecordState(
+                run_id, document, msgspec.json.decode(metadata), embedding_sha
+            )
+        return view
+
+    def delta_digest(self, run_id: str, collection: str) -> str | None:
+        row = self._db.execute(
+            "SELECT digest FROM deltas WHERE run_id = ? AND collection = ?", (run_id, collection)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def known_delta_digests(self) -> dict[tuple[str, str], str]:
+        return {
+            (run_id, collection): digest
+            for run_id, collection, digest in self._db.execute(
+                "SELECT run_id, collection, digest FROM deltas"
+            )
+        }
+
+    def parked_deltas(self) -> list[ParkedDelta]:
+        return [
+            ParkedDelta(*row)
+            for row in self._db.execute(
+                "SELECT run_id, collection, location, position, error FROM parked_deltas "
+                "ORDER BY position, collection"
+            )
+        ]
+
+    def record_count(self) -> dict[str, int]:
+        counts = dict.fromkeys(("lines", "words"), 0)
+        for collection, count in self._db.execute(
+            "SELECT collection, COUNT(*) FROM records GROUP BY collection"
+        ):
+            counts[collection] = count
+        return counts
+
+    # -- batches ---------------------------------------------------------------------
+
+    def begin_batch(self, to: int) -> None:
+        """Durably note that a batch ending at ``to`` is about to write to Chroma."""
+        self.set_meta("inflight_to", to)
+
+    def commit_batch(
+        self,
+        views: Iterable[ReceiptView],
+        merged: Iterable[MergedDelta],
+        parked: Iterable[ParkedDelta],
+        dimensions: dict[str, int],
+        checkpoint: int,
+        checkpoint_event: str | None,
+    ) -> None:
+        """Save the batch's receipts, deltas and the new checkpoint in one transaction."""
+        with self._transaction():
+            for view in views:
+                self._save_receipt(view)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (d.run_id, d.collection, d.location, d.digest, d.records, d.position)
+                    for d in merged
+                ],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO parked_deltas VALUES (?, ?, ?, ?, ?)",
+                [(p.run_id, p.collection, p.location, p.position, p.error) for p in parked],
+            )
+            for collection, dimension in dimensions.items():
+                self.set_meta(f"dimension:{collection}", dimension)
+            self.set_meta("checkpoint", checkpoint)
+            self.set_meta("checkpoint_event", checkpoint_event)
+            self._db.execute("DELETE FROM meta WHERE key = 'inflight_to'")
+
+    def _save_receipt(self, view: ReceiptView) -> None:
+        key = (view.image_id, view.receipt_id)
+        for table in ("places", "labels", "records"):
+            self._db.execute(f"DELETE FROM {table} WHERE image_id = ? AND receipt_id = ?", key)
+        self._db.executemany(
+            "INSERT INTO places VALUES (?, ?, ?, ?, ?)",
+            [
+                (*key, entity, msgspec.json.encode(place.fields).decode(), place.position)
+                for entity, place in view.places.items()
+            ],
+        )
+        self._db.executemany(
+            "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    *key,
+                    line_id,
+                    word_id,
+                    label,
+                    state.validation_status,
+                    state.label_proposed_by,
+                    state.timestamp_added,
+                    state.position,
+                )
+                for (line_id, word_id), labels in view.labels.items()
+                for label, state in labels.items()
+            ],
+        )
+        self._db.executemany(
+            "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    collection,
+                    record_id,
+                    *key,
+                    record.run_id,
+                    record.document,
+                    msgspec.json.encode(record.delta_metadata).decode(),
+                    record.embedding_sha,
+                )
+                for (collection, record_id), record in view.records.items()
+            ],
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()

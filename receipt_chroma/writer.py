@@ -1,0 +1,67 @@
+"""Batched writes to a collection, each call at most the client's max batch size.
+
+Records are written with ``upsert`` (new records, or a changed embedding), metadata-only
+``update`` (everything else: ~20x cheaper than resending an embedding), and ``delete``.
+``add`` is never used: it silently ignores ids that exist. A metadata key is removed by
+writing it as ``None`` (Chroma merges metadata key by key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+from chromadb.api.models.Collection import Collection
+
+from receipt_chroma.records import ChromaRecord
+
+MetadataPatch = dict[str, Any]  # values may be None: "remove this key"
+
+
+class Upsert(msgspec.Struct, frozen=True):
+    record: ChromaRecord
+    removed_keys: tuple[str, ...] = ()  # keys the existing record has that must go
+
+
+class MetadataUpdate(msgspec.Struct, frozen=True):
+    id: str
+    patch: MetadataPatch
+
+
+def _chunks(count: int, size: int) -> Sequence[range]:
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def upsert(collection: Collection, upserts: Sequence[Upsert], batch_size: int) -> None:
+    for chunk in _chunks(len(upserts), batch_size):
+        batch = [upserts[index] for index in chunk]
+        vectors = np.stack([item.record.vector() for item in batch])
+        metadatas: list[Any] = []
+        for item in batch:
+            metadata: dict[str, Any] = dict(item.record.metadata)
+            metadata.update(dict.fromkeys(item.removed_keys))
+            metadatas.append(metadata or None)  # Chroma rejects {}; None means "no metadata"
+        collection.upsert(
+            ids=[item.record.id for item in batch],
+            embeddings=vectors,
+            documents=[item.record.document for item in batch],  # type: ignore[misc]
+            metadatas=metadatas,
+        )
+
+
+def update_metadata(
+    collection: Collection, updates: Sequence[MetadataUpdate], batch_size: int
+) -> None:
+    for chunk in _chunks(len(updates), batch_size):
+        batch = [updates[index] for index in chunk]
+        collection.update(
+            ids=[item.id for item in batch],
+            metadatas=[item.patch for item in batch],
+        )
+
+
+def delete(collection: Collection, ids: Sequence[str], batch_size: int) -> None:
+    for chunk in _chunks(len(ids), batch_size):
+        collection.delete(ids=[ids[index] for index in chunk])

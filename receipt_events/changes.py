@@ -1,0 +1,241 @@
+"""Change detection: one stream record → a domain event, a skip, or "unchanged".
+
+Only the relevant fields count (SPEC §3): a place or label MODIFY that changes none of them is
+*unchanged*; records of entities that never feed the projection are *skipped* by kind. Images
+are decoded only when the record's entity needs them, and a NewImage that does not decode is
+an error (the record is parked), never read as "fields removed".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from receipt_events.attributes import AttributeValueError, Item, Value, decode_item
+from receipt_events.events import (
+    LABEL_FIELDS,
+    PLACE_FIELDS,
+    VALIDATION_STATUSES,
+    EmbeddingsPublished,
+    Event,
+    EventSource,
+    LineRemoved,
+    PlaceChanged,
+    PlaceRemoved,
+    ReceiptRemoved,
+    ValidationStatus,
+    WordLabelRemoved,
+    WordLabelSet,
+    WordRemoved,
+)
+from receipt_events.keys import (
+    CompactionRunKey,
+    EntityKey,
+    LabelKey,
+    LineKey,
+    OtherEntity,
+    PlaceKey,
+    ReceiptKey,
+    WordKey,
+    parse_key,
+)
+from receipt_events.records import StreamRecord
+
+
+class ChangeError(ValueError):
+    """A record whose content cannot be turned into an event (it is parked with this reason)."""
+
+
+class Skipped(msgspec.Struct, frozen=True):
+    """A record that can never produce an event; counted under ``kind``."""
+
+    kind: str
+
+
+class Unchanged(msgspec.Struct, frozen=True):
+    """A MODIFY that changed no field the projection reads."""
+
+    kind: str
+
+
+Detected = Event | Skipped | Unchanged
+
+
+def entity_of(record: StreamRecord) -> EntityKey:
+    """The entity a record is about, from its ``Keys``."""
+    keys = decode_item(record.keys, "Keys")
+    pk, sk = keys.get("PK"), keys.get("SK")
+    if not isinstance(pk, str) or not isinstance(sk, str):
+        raise ChangeError("Keys must hold string PK and SK attributes")
+    return parse_key(pk, sk)
+
+
+def detect(record: StreamRecord) -> Detected:
+    """Turn one validated stream record into what it means for the projection."""
+    entity = entity_of(record)
+    name = record.source.event_name
+    if isinstance(entity, OtherEntity):
+        return Skipped(entity.kind)
+    if isinstance(entity, ReceiptKey | LineKey | WordKey):
+        return _removal(entity, record.source) if name == "REMOVE" else Skipped(entity.kind)
+    if isinstance(entity, CompactionRunKey):
+        if name != "INSERT":
+            return Skipped(entity.kind)  # status MODIFYs are the projection's outputs, not inputs
+        return _embeddings_published(entity, record)
+    if isinstance(entity, PlaceKey):
+        return _place_change(entity, record)
+    return _label_change(entity, record)
+
+
+def _removal(entity: ReceiptKey | LineKey | WordKey, source: EventSource) -> Event:
+    common: dict[str, Any] = {
+        "source": source,
+        "image_id": entity.image_id,
+        "receipt_id": entity.receipt_id,
+    }
+    if isinstance(entity, WordKey):
+        return WordRemoved(**common, line_id=entity.line_id, word_id=entity.word_id)
+    if isinstance(entity, LineKey):
+        return LineRemoved(**common, line_id=entity.line_id)
+    return ReceiptRemoved(**common)
+
+
+def _new_image(record: StreamRecord, kind: str) -> Item:
+    if record.new_image is None:
+        raise ChangeError(
+            f"{record.source.event_name} of {kind} has no NewImage "
+            "(the stream must use NEW_AND_OLD_IMAGES or NEW_IMAGE)"
+        )
+    return decode_item(record.new_image, "NewImage")
+
+
+def _old_image(record: StreamRecord) -> Item | None:
+    """The OldImage if it decodes; an undecodable one only disables the "unchanged" check."""
+    if record.old_image is None:
+        return None
+    try:
+        return decode_item(record.old_image, "OldImage")
+    except AttributeValueError:
+        return None
+
+
+def _text(image: Item, name: str, where: str) -> str | None:
+    value: Value = image.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ChangeError(f"{where}.{name}: expected a string or NULL, got {_type_name(value)}")
+    return value
+
+
+def _place_fields(image: Item, entity: PlaceKey, where: str) -> dict[str, str | None]:
+    fields = {name: _text(image, name, where) for name in PLACE_FIELDS}
+    if entity.kind == "RECEIPT_PLACE" and "formatted_address" in image:
+        fields["address"] = _text(image, "formatted_address", where)
+    return fields
+
+
+def _place_change(entity: PlaceKey, record: StreamRecord) -> Detected:
+    source = record.source
+    common: dict[str, Any] = {
+        "source": source,
+        "image_id": entity.image_id,
+        "receipt_id": entity.receipt_id,
+        "entity": entity.kind,
+    }
+    if source.event_name == "REMOVE":
+        return PlaceRemoved(**common)
+    fields = _place_fields(_new_image(record, entity.kind), entity, "NewImage")
+    if source.event_name == "MODIFY":
+        old = _old_image(record)
+        if old is not None and _place_fields_or_none(old, entity) == fields:
+            return Unchanged(entity.kind)
+    return PlaceChanged(
+        **common,
+        merchant_name=fields["merchant_name"],
+        canonical_merchant_name=fields["canonical_merchant_name"],
+        merchant_category=fields["merchant_category"],
+        address=fields["address"],
+        phone_number=fields["phone_number"],
+        place_id=fields["place_id"],
+    )
+
+
+def _place_fields_or_none(image: Item, entity: PlaceKey) -> dict[str, str | None] | None:
+    try:
+        return _place_fields(image, entity, "OldImage")
+    except ChangeError:
+        return None
+
+
+def _label_fields(image: Item, where: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        name: _text(image, name, where) for name in LABEL_FIELDS if name != "validation_status"
+    }
+    fields["validation_status"] = _validation_status(image, where)
+    return fields
+
+
+def _validation_status(image: Item, where: str) -> ValidationStatus:
+    status = _text(image, "validation_status", where)
+    if status is None:
+        return "NONE"
+    for known in VALIDATION_STATUSES:
+        if status == known:
+            return known
+    raise ChangeError(
+        f"{where}.validation_status: {status[:40]!r} is not one of {', '.join(VALIDATION_STATUSES)}"
+    )
+
+
+def _label_change(entity: LabelKey, record: StreamRecord) -> Detected:
+    source = record.source
+    common: dict[str, Any] = {
+        "source": source,
+        "image_id": entity.image_id,
+        "receipt_id": entity.receipt_id,
+        "line_id": entity.line_id,
+        "word_id": entity.word_id,
+        "label": entity.label,
+    }
+    if source.event_name == "REMOVE":
+        return WordLabelRemoved(**common)
+    fields = _label_fields(_new_image(record, entity.kind), "NewImage")
+    if source.event_name == "MODIFY":
+        old = _old_image(record)
+        if old is not None:
+            try:
+                if _label_fields(old, "OldImage") == fields:
+                    return Unchanged(entity.kind)
+            except ChangeError:
+                pass  # an old state we cannot read: treat the MODIFY as a change
+    return WordLabelSet(**common, **fields)
+
+
+def _embeddings_published(entity: CompactionRunKey, record: StreamRecord) -> Event:
+    image = _new_image(record, entity.kind)
+    deltas = {}
+    for name in ("lines_delta_prefix", "words_delta_prefix"):
+        location = _text(image, name, "NewImage")
+        if location is None:
+            raise ChangeError(
+                f"compaction run {entity.run_id}: NewImage.{name} is missing or empty"
+            )
+        deltas[name] = location
+    return EmbeddingsPublished(
+        source=record.source,
+        image_id=entity.image_id,
+        receipt_id=entity.receipt_id,
+        run_id=entity.run_id,
+        lines_delta=deltas["lines_delta_prefix"],
+        words_delta=deltas["words_delta_prefix"],
+    )
+
+
+def _type_name(value: Value) -> str:
+    names = {bool: "BOOL", bytes: "B", list: "L", dict: "M", frozenset: "a set"}
+    for python_type, name in names.items():
+        if isinstance(value, python_type):
+            return name
+    return "N"

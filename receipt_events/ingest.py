@@ -1,0 +1,236 @@
+"""Records → events → append: the ingest path shared by the CLI and the stream Lambda.
+
+Every input record ends in exactly one bucket: appended, duplicate (already stored, as an
+event or as a parked record), unchanged, skipped (by kind) or parked. Nothing that goes wrong
+with one record escapes as an exception: it is parked with the reason and the records around
+it carry on. Only the store itself failing stops an ingest, with :class:`IngestInterrupted`
+saying how far the input is durably stored, so a caller (Lambda) can retry from there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
+
+import msgspec
+
+from receipt_events.attributes import AttributeValueError
+from receipt_events.changes import ChangeError, Skipped, Unchanged, detect
+from receipt_events.events import DomainEvent, Event
+from receipt_events.keys import KeyFormatError
+from receipt_events.records import InputRecord, RecordFormatError, parse_record
+from receipt_events.store import EventStore, ParkedRecord, ParkedResolved, parked_id_for
+from receipt_events.store.parked import Resolution
+
+DEFAULT_BATCH_SIZE = 500
+_EXPECTED_ERRORS = (RecordFormatError, AttributeValueError, KeyFormatError, ChangeError)
+
+Outcome = Event | Skipped | Unchanged | ParkedRecord
+
+
+class IngestSummary(msgspec.Struct, kw_only=True):
+    """What happened to each input record; the five counts add up to ``records``."""
+
+    records: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    parked: int = 0
+    skipped_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    unchanged_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    head: int = 0
+
+
+class IngestInterrupted(Exception):
+    """The store failed mid-ingest; input records before ``stored_through`` are durably handled."""
+
+    def __init__(self, summary: IngestSummary, stored_through: int, cause: BaseException) -> None:
+        super().__init__(f"the event store failed after {stored_through} records: {cause}")
+        self.summary = summary
+        self.stored_through = stored_through
+        self.cause = cause
+
+
+def classify(record: InputRecord) -> Outcome:
+    """What one input record means: an event, a skip, unchanged, or a parked record."""
+    try:
+        return detect(parse_record(record.raw))
+    except _EXPECTED_ERRORS as error:
+        return park_record(record, str(error))
+    except Exception as error:  # a bug must not block the batch: park it, keep it for redrive
+        return park_record(record, f"internal error ({type(error).__name__}): {error}")
+
+
+def park_record(record: InputRecord, error: str) -> ParkedRecord:
+    event_id, sequence_number = _identify(record.raw)
+    return ParkedRecord(
+        parked_id=parked_id_for(record.raw, event_id),
+        origin=record.origin,
+        error=error,
+        payload=record.raw,
+        event_id=event_id,
+        sequence_number=sequence_number,
+    )
+
+
+def _identify(raw: bytes) -> tuple[str | None, str | None]:
+    """Best-effort eventID and SequenceNumber of a record that failed to parse."""
+    try:
+        document = msgspec.json.decode(raw)
+    except Exception:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    event_id = document.get("eventID")
+    body = document.get("dynamodb")
+    sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
+    return (
+        event_id if isinstance(event_id, str) and event_id else None,
+        sequence if isinstance(sequence, str) and sequence else None,
+    )
+
+
+def ingest(
+    store: EventStore,
+    records: Iterable[InputRecord],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Classify records in order and append their events (and parked records) in batches."""
+    summary = IngestSummary()
+    events: list[Event] = []
+    parked: list[ParkedRecord] = []
+    handled = 0  # records whose outcome is durable
+
+    def flush() -> None:
+        nonlocal handled
+        try:
+            # A parked record is older than anything appended after the head it is stamped
+            # with, including this batch's events: take the head before appending them.
+            head_before = store.head() if parked else 0
+            positions = store.append(events)
+            newly_parked = store.park(_stamped(parked, head_before)) if parked else []
+        except Exception as error:
+            raise IngestInterrupted(summary, handled, error) from error
+        appended = sum(position is not None for position in positions)
+        summary.appended += appended
+        summary.duplicates += len(positions) - appended
+        summary.parked += sum(newly_parked)
+        summary.duplicates += len(newly_parked) - sum(newly_parked)
+        events.clear()
+        parked.clear()
+        handled = summary.records
+        if progress is not None:
+            progress(handled)
+
+    for record in records:
+        summary.records += 1
+        outcome = classify(record)
+        if isinstance(outcome, Skipped):
+            summary.skipped += 1
+            _count(summary.skipped_by_kind, outcome.kind)
+        elif isinstance(outcome, Unchanged):
+            summary.unchanged += 1
+            _count(summary.unchanged_by_kind, outcome.kind)
+        elif isinstance(outcome, ParkedRecord):
+            parked.append(outcome)
+        else:
+            events.append(outcome)
+        if len(events) + len(parked) >= batch_size:
+            flush()
+    flush()
+    summary.head = store.head()
+    return summary
+
+
+def _stamped(parked: list[ParkedRecord], head: int) -> list[ParkedRecord]:
+    return [msgspec.structs.replace(record, log_head=head) for record in parked]
+
+
+def _count(counter: dict[str, int], kind: str) -> None:
+    counter[kind] = counter.get(kind, 0) + 1
+
+
+class RedriveSummary(msgspec.Struct, kw_only=True):
+    """What a redrive did with each parked record it retried."""
+
+    retried: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    still_parked: int = 0
+    errors: dict[str, str] = msgspec.field(default_factory=dict)  # parked id → current reason
+
+
+def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> RedriveSummary:
+    """Retry parked records with the current parser; resolve those that now succeed.
+
+    A redriven record is older than anything its item has logged since it was parked, so if
+    the log already holds a later change of the same item (higher SequenceNumber), the
+    redriven one is *superseded*: resolved without appending, since appending it would put a
+    stale state after a newer one.
+    """
+    summary = RedriveSummary()
+    waiting = [
+        record
+        for record in store.parked_records()
+        if parked_ids is None or record.parked_id in parked_ids
+    ]
+    if not waiting:
+        return summary
+    newest = _newest_sequence_by_item(store, after=min(record.log_head for record in waiting))
+    resolutions: list[ParkedResolved] = []
+    outcomes: Counter[Resolution] = Counter()
+    for record in waiting:
+        summary.retried += 1
+        outcome = classify(InputRecord(record.origin, record.payload))
+        if isinstance(outcome, ParkedRecord):
+            summary.still_parked += 1
+            summary.errors[record.parked_id] = outcome.error
+            continue
+        resolution, position = _redrive_one(store, outcome, newest)
+        outcomes[resolution] += 1
+        resolutions.append(
+            ParkedResolved(parked_id=record.parked_id, outcome=resolution, position=position)
+        )
+    store.resolve_parked(resolutions)
+    summary.appended = outcomes["appended"]
+    summary.duplicates = outcomes["duplicate"]
+    summary.superseded = outcomes["superseded"]
+    summary.skipped = outcomes["skipped"]
+    summary.unchanged = outcomes["unchanged"]
+    return summary
+
+
+def _redrive_one(
+    store: EventStore,
+    outcome: Event | Skipped | Unchanged,
+    newest: dict[tuple[str, str], int],
+) -> tuple[Resolution, int | None]:
+    if isinstance(outcome, Skipped):
+        return "skipped", None
+    if isinstance(outcome, Unchanged):
+        return "unchanged", None
+    item = (outcome.pk, outcome.sk)
+    if newest.get(item, -1) > int(outcome.source.sequence_number):
+        return "superseded", None
+    (position,) = store.append([outcome])
+    if position is None:
+        return "duplicate", None
+    newest[item] = int(outcome.source.sequence_number)
+    return "appended", position
+
+
+def _newest_sequence_by_item(store: EventStore, *, after: int) -> dict[tuple[str, str], int]:
+    newest: dict[tuple[str, str], int] = {}
+    for recorded in store.iter_events(after=after):
+        event: DomainEvent = recorded.event
+        item = (event.pk, event.sk)
+        sequence = int(event.source.sequence_number)
+        if sequence > newest.get(item, -1):
+            newest[item] = sequence
+    return newest

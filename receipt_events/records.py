@@ -1,0 +1,197 @@
+"""Input shapes (a Lambda event, one record, JSON Lines) and the stream-record envelope.
+
+Reading splits an input into :class:`InputRecord`s, each keeping its exact bytes and where it
+came from (``events.jsonl:17``, ``event.json:Records[3]``), so a record that turns out to be
+bad can be parked whole and named. Only an input that cannot be split into records at all (a
+multi-line JSON document broken in the middle) is :class:`UnreadableInput`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from receipt_events.events import EventSource, StreamEventName
+
+_BOM = b"\xef\xbb\xbf"
+_BYTE_POSITION = re.compile(r"\(byte (\d+)\)")
+
+
+class UnreadableInput(ValueError):
+    """An input that cannot be split into records; names the input and the line."""
+
+    def __init__(self, name: str, line: int, problem: str) -> None:
+        super().__init__(f"{name}:{line}: {problem}")
+        self.name = name
+        self.line = line
+        self.problem = problem
+
+
+class InputRecord(msgspec.Struct, frozen=True):
+    """One record as read from an input: its bytes, untouched, and where it came from."""
+
+    origin: str
+    raw: bytes
+
+
+class _RecordsDocument(msgspec.Struct):
+    Records: list[msgspec.Raw]
+
+
+def read_input(data: bytes, name: str) -> list[InputRecord]:
+    """Split an input into records: a Lambda event, one record, a JSON array, or JSON Lines."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    if not data.strip():
+        return []
+    try:
+        document = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        return _read_json_lines(data, name, error)
+    if isinstance(document, dict) and "Records" in document:
+        try:
+            records = msgspec.json.decode(data, type=_RecordsDocument).Records
+        except msgspec.ValidationError as error:
+            raise UnreadableInput(
+                name, 1, f'"Records" must be a list of records ({error})'
+            ) from None
+        return [
+            InputRecord(f"{name}:Records[{index}]", bytes(raw)) for index, raw in enumerate(records)
+        ]
+    if isinstance(document, list):
+        elements = msgspec.json.decode(data, type=list[msgspec.Raw])
+        return [InputRecord(f"{name}:[{index}]", bytes(raw)) for index, raw in enumerate(elements)]
+    return [InputRecord(f"{name}:1", data.strip())]
+
+
+def _read_json_lines(data: bytes, name: str, error: Exception) -> list[InputRecord]:
+    """JSON Lines, unless the whole input is one multi-line document broken past its first line."""
+    first_line_end = _first_line_end(data)
+    failed_at = _error_offset(error, data)
+    if "trailing characters" in str(error):
+        # One complete value, then more: JSON Lines if that value was the first line alone.
+        failed_at = first_line_end if _is_json(data[:first_line_end]) else failed_at
+    if failed_at > first_line_end and not _is_json(_next_line(data, first_line_end)):
+        # Not JSON Lines with a broken first line (its next line would be a whole value).
+        line = data.count(b"\n", 0, min(failed_at, len(data.rstrip()))) + 1
+        problem = str(error) if isinstance(error, msgspec.DecodeError) else "not valid UTF-8"
+        raise UnreadableInput(name, line, f"not a JSON document or JSON Lines: {problem}")
+    return [
+        InputRecord(f"{name}:{number}", line.strip())
+        for number, line in enumerate(data.split(b"\n"), start=1)
+        if line.strip()
+    ]
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        msgspec.json.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _first_line_end(data: bytes) -> int:
+    """Offset of the newline ending the first non-blank line (or the end of the data)."""
+    start = len(data) - len(data.lstrip())
+    end = data.find(b"\n", start)
+    return len(data) if end < 0 else end
+
+
+def _next_line(data: bytes, start: int) -> bytes:
+    """The next non-blank line after offset ``start``."""
+    rest = data[start:].lstrip()
+    end = rest.find(b"\n")
+    return rest if end < 0 else rest[:end]
+
+
+def _error_offset(error: Exception, data: bytes) -> int:
+    if isinstance(error, UnicodeDecodeError):
+        # msgspec counts from the start of the string it was decoding: find the byte itself.
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exact:
+            return int(exact.start)
+    match = _BYTE_POSITION.search(str(error))
+    return int(match.group(1)) if match else len(data)
+
+
+class _WireDynamodb(msgspec.Struct):
+    keys: dict[str, Any] = msgspec.field(name="Keys")
+    sequence_number: str = msgspec.field(name="SequenceNumber")
+    new_image: dict[str, Any] | None = msgspec.field(default=None, name="NewImage")
+    old_image: dict[str, Any] | None = msgspec.field(default=None, name="OldImage")
+    approximate_creation_date_time: int | float | None = msgspec.field(
+        default=None, name="ApproximateCreationDateTime"
+    )
+    stream_view_type: str | None = msgspec.field(default=None, name="StreamViewType")
+
+
+class _WireRecord(msgspec.Struct):
+    event_id: str = msgspec.field(name="eventID")
+    event_name: StreamEventName = msgspec.field(name="eventName")
+    dynamodb: _WireDynamodb
+    aws_region: str | None = msgspec.field(default=None, name="awsRegion")
+    event_source_arn: str | None = msgspec.field(default=None, name="eventSourceARN")
+
+
+class StreamRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A DynamoDB stream record's envelope, validated; images are still typed attribute maps."""
+
+    source: EventSource
+    keys: dict[str, Any]
+    new_image: dict[str, Any] | None
+    old_image: dict[str, Any] | None
+    stream_view_type: str | None
+
+
+class RecordFormatError(ValueError):
+    """A record that is not a valid DynamoDB stream record."""
+
+
+_wire_decoder = msgspec.json.Decoder(_WireRecord)
+
+
+def parse_record(raw: bytes) -> StreamRecord:
+    """Decode and validate one record's envelope; raises :class:`RecordFormatError`."""
+    try:
+        raw.decode("utf-8")  # the typed decoder skips unknown fields without checking their bytes
+    except UnicodeDecodeError as error:
+        raise RecordFormatError(f"not valid UTF-8 at byte {error.start}") from None
+    try:
+        wire = _wire_decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        raise RecordFormatError(f"not a DynamoDB stream record: {error}") from None
+    except msgspec.DecodeError as error:
+        raise RecordFormatError(f"invalid JSON: {error}") from None
+    body = wire.dynamodb
+    if not wire.event_id:
+        raise RecordFormatError("eventID is empty")
+    if not body.sequence_number.isascii() or not body.sequence_number.isdigit():
+        raise RecordFormatError(
+            f"dynamodb.SequenceNumber {body.sequence_number[:40]!r} is not a decimal number"
+        )
+    region = wire.aws_region or _region_from_arn(wire.event_source_arn)
+    if not region:
+        raise RecordFormatError("no awsRegion and no region in eventSourceARN")
+    source = EventSource(
+        event_id=wire.event_id,
+        event_name=wire.event_name,
+        sequence_number=body.sequence_number,
+        approximate_creation_date_time=body.approximate_creation_date_time,
+        region=region,
+    )
+    return StreamRecord(
+        source=source,
+        keys=body.keys,
+        new_image=body.new_image,
+        old_image=body.old_image,
+        stream_view_type=body.stream_view_type,
+    )
+
+
+def _region_from_arn(arn: str | None) -> str | None:
+    parts = (arn or "").split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None

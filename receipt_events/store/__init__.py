@@ -1,0 +1,59 @@
+"""The event store: open one from a URL (``sqlite:///``, ``postgresql://``, ``memory://``)."""
+
+from __future__ import annotations
+
+import os
+
+from receipt_events.store.event_store import DEFAULT_PAGE_SIZE, EventStore, Recorded
+from receipt_events.store.parked import ParkedRecord, ParkedResolved, parked_id_for
+from receipt_events.store.url import (
+    DEFAULT_STORE_URL,
+    STORE_ENV,
+    MemoryTarget,
+    PostgresTarget,
+    SQLiteTarget,
+    StoreURLError,
+    parse_store_url,
+    redact,
+)
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_STORE_URL",
+    "STORE_ENV",
+    "EventStore",
+    "ParkedRecord",
+    "ParkedResolved",
+    "Recorded",
+    "StoreURLError",
+    "open_store",
+    "parked_id_for",
+    "redact",
+    "resolve_store_url",
+]
+
+
+def resolve_store_url(url: str | None) -> str:
+    """The URL given, else ``$RECEIPT_EVENTS_STORE``, else the embedded SQLite default."""
+    return url or os.environ.get(STORE_ENV) or DEFAULT_STORE_URL
+
+
+def open_store(url: str | None = None) -> EventStore:
+    """Open (creating tables if needed) the store a URL names."""
+    resolved = resolve_store_url(url)
+    target = parse_store_url(resolved)
+    if isinstance(target, SQLiteTarget):
+        from receipt_events.store.sqlite import open_sqlite
+
+        datastore, log, parked = open_sqlite(target.path)
+        return EventStore(resolved, log, parked, close=datastore.close)
+    if isinstance(target, PostgresTarget):
+        from receipt_events.store.postgres import open_postgres
+
+        pg_datastore, pg_log, pg_parked = open_postgres(target)
+        return EventStore(redact(resolved), pg_log, pg_parked, close=pg_datastore.close)
+    assert isinstance(target, MemoryTarget)
+    from receipt_events.store.memory import open_memory
+
+    memory_log, memory_parked = open_memory(target.name)
+    return EventStore(resolved, memory_log, memory_parked)

@@ -1,0 +1,109 @@
+"""PostgreSQL backend (for scale): the library's recorder with an idempotent insert.
+
+Each append takes the library's ``LOCK TABLE ... IN EXCLUSIVE MODE`` (readers are not blocked),
+so positions are handed out in commit order and a reader tailing the log misses nothing.
+Duplicates are filtered inside that lock and skipped by ``ON CONFLICT DO NOTHING``, which
+also makes a retry after a connection drop (when the first attempt did commit) harmless.
+Positions are strictly increasing but may have gaps (a rolled-back transaction uses ids).
+Keep ``enable_db_functions`` off: that path takes no table lock (see notes/eventsourcing.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
+
+from receipt_events.store.url import PostgresTarget
+
+
+class PostgresDedupRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.insert_new_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT u.originator_id, u.originator_version, u.topic, u.state "
+            "FROM unnest(%s::{schema}.{stored_event_type}[]) WITH ORDINALITY "
+            "AS u(originator_id, originator_version, topic, state, ordinal) "
+            "WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} AS t "
+            "WHERE t.originator_id = u.originator_id "
+            "AND t.originator_version = u.originator_version) "
+            "ORDER BY u.ordinal "
+            "ON CONFLICT (originator_id, originator_version) DO NOTHING "
+            "RETURNING originator_id, notification_id"
+        ).format(
+            schema=Identifier(datastore.schema),
+            table=Identifier(events_table_name),
+            stored_event_type=Identifier(self.stored_event_type_name),
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=5, wait=0.2)
+    def insert_new(self, stored_events: Sequence[StoredEvent]) -> list[int | None]:
+        if not stored_events:
+            return []
+        rows = [
+            self.construct_pg_stored_event(s.originator_id, s.originator_version, s.topic, s.state)
+            for s in stored_events
+        ]
+        with self.datastore.transaction(commit=True) as cursor:
+            self._lock_table(cursor)
+            self._notify_channel(cursor)
+            cursor.execute(self.insert_new_statement, (rows,))
+            inserted = {row["originator_id"]: row["notification_id"] for row in cursor.fetchall()}
+        return [inserted.get(str(s.originator_id)) for s in stored_events]
+
+
+def open_postgres(
+    target: PostgresTarget,
+) -> tuple[PostgresDatastore, PostgresDedupRecorder, PostgresDedupRecorder]:
+    datastore = PostgresDatastore(
+        dbname=target.dbname,
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        connect_timeout=target.connect_timeout,
+        lock_timeout=target.lock_timeout,
+        schema=target.schema,
+        pool_size=target.pool_size,
+        max_overflow=2,
+        pre_ping=True,
+        originator_id_type="text",
+        enable_db_functions=False,
+    )
+    log = PostgresDedupRecorder(datastore, events_table_name=f"{target.table_prefix}events")
+    parked = PostgresDedupRecorder(
+        datastore, events_table_name=f"{target.table_prefix}parked_records"
+    )
+    # Opening runs DDL (schema, composite types, tables, the library's insert function), and
+    # the same DDL run by several processes at once fails ("tuple concurrently updated",
+    # duplicate pg_type rows): serialise it per schema with a session advisory lock.
+    lock_key = f"receipt_events.open:{target.schema}"
+    try:
+        _create_tables(datastore, target, lock_key, (log, parked))
+    except BaseException:
+        datastore.close()
+        raise
+    return datastore, log, parked
+
+
+def _create_tables(
+    datastore: PostgresDatastore,
+    target: PostgresTarget,
+    lock_key: str,
+    recorders: tuple[PostgresDedupRecorder, ...],
+) -> None:
+    with datastore.get_connection() as connection:
+        connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key,))
+        try:
+            if target.schema != "public":
+                connection.execute(
+                    SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(target.schema))
+                )
+            for recorder in recorders:
+                recorder.create_table()
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))

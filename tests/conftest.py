@@ -1,0 +1,159 @@
+"""Fixtures shared by every suite: store URLs for each backend, and the PostgreSQL server.
+
+* ``postgres_server`` (session): the base URL of the PostgreSQL test database, after checking
+  it answers. If it does not, PostgreSQL tests are *skipped* with the reason, except under CI
+  (``CI=true``), where they *fail*: CI must never pass by skipping them.
+* ``postgres_url``: a fresh store URL on PostgreSQL, one schema per test, dropped afterwards
+  (``new_postgres_schema`` names more schemas, for tests that need several stores).
+* ``sqlite_url`` / ``memory_url``: a fresh store URL on the other backends.
+* ``store_url``: parametrised over all three backends, so one suite runs on each.
+* ``open_test_store`` / ``store``: stores opened on ``store_url``, closed after the test.
+
+Any test that uses a PostgreSQL fixture gets the ``postgres`` marker, so ``-m "not postgres"``
+deselects it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from receipt_events.store import EventStore, open_store
+
+if TYPE_CHECKING:
+    import psycopg
+
+POSTGRES_HOST = "127.0.0.1"
+POSTGRES_PORT = 5432
+POSTGRES_DBNAME = "test"
+POSTGRES_USER = "postgres"
+POSTGRES_URL = f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{POSTGRES_DBNAME}"
+POSTGRES_CONNINFO = (
+    f"host={POSTGRES_HOST} port={POSTGRES_PORT} dbname={POSTGRES_DBNAME} user={POSTGRES_USER} "
+    "application_name=receipt-events-test-fixtures"
+)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def postgres_connect(**kwargs: Any) -> psycopg.Connection[Any]:
+    """A plain psycopg connection to the test database (autocommit), for setup and checks."""
+    import psycopg
+
+    return psycopg.connect(POSTGRES_CONNINFO, autocommit=True, connect_timeout=5, **kwargs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):  # every PostgreSQL fixture
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The base URL of the PostgreSQL test database; skip (fail under CI) if it is down."""
+    try:
+        with postgres_connect() as connection:
+            connection.execute("SELECT 1")
+    except Exception as error:
+        reason = (
+            f"PostgreSQL is not reachable at {POSTGRES_HOST}:{POSTGRES_PORT} "
+            f"(database {POSTGRES_DBNAME!r}, user {POSTGRES_USER!r}): "
+            f"{type(error).__name__}: {' '.join(str(error).split())}"
+        )
+        if in_ci():
+            pytest.fail(f"{reason} [CI=true: PostgreSQL tests must run, not be skipped]")
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+def drop_postgres_schema(schema: str) -> None:
+    from psycopg import sql
+
+    with postgres_connect() as connection:
+        connection.execute("SET lock_timeout = '20s'")
+        connection.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@pytest.fixture
+def new_postgres_schema(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Make up schema names unique to this test (not created: a store creates its schema).
+
+    Every schema named is dropped (CASCADE) after the test.
+    """
+    schemas: list[str] = []
+
+    def new_schema() -> str:
+        schemas.append(f"t_{uuid.uuid4().hex}")
+        return schemas[-1]
+
+    yield new_schema
+    for schema in schemas:
+        drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def postgres_schema(new_postgres_schema: Callable[[], str]) -> str:
+    """A schema name unique to this test, dropped after it."""
+    return new_postgres_schema()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, postgres_schema: str) -> str:
+    """A fresh store URL on PostgreSQL: its own schema, dropped (CASCADE) after the test."""
+    return f"{postgres_server}?schema={postgres_schema}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh store URL on SQLite: a file in the test's tmp_path (``sqlite:////abs/path``)."""
+    return "sqlite:///" + str((tmp_path / "store" / "events.db").resolve())
+
+
+@pytest.fixture
+def memory_url() -> str:
+    """A fresh *named* in-memory store, so reopening the URL in this process finds it again."""
+    return f"memory://test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """A fresh store URL on each backend in turn."""
+    backend: str = request.param
+    return str(request.getfixturevalue(f"{backend}_url"))
+
+
+@pytest.fixture
+def open_test_store(store_url: str) -> Iterator[Callable[[], EventStore]]:
+    """Open ``store_url`` (again and again, as a restart would); every store is closed after."""
+    opened: list[EventStore] = []
+
+    def open_again() -> EventStore:
+        store = open_store(store_url)
+        opened.append(store)
+        return store
+
+    yield open_again
+    for store in reversed(opened):
+        store.close()
+
+
+@pytest.fixture
+def store(open_test_store: Callable[[], EventStore]) -> EventStore:
+    """An empty store on ``store_url``."""
+    return open_test_store()
