@@ -78,6 +78,11 @@ class PlanWriter:
         self.queued = Plan()
         self.added = self.updated = self.deleted = 0
 
+    @property
+    def started(self) -> bool:
+        """Whether anything has been written (and the batch noted in flight)."""
+        return self._before_first_write is None
+
     def add(self, plan: Plan) -> None:
         for name, incoming in plan.collections.items():
             queue = self.queued.collections[name]
@@ -147,7 +152,8 @@ def apply_batch(
         return None, None
     state = snapshot.state
     fold = Fold(state, load_delta, policy=policy, known_digests=known_digests)
-    writer = PlanWriter(snapshot.chroma, lambda: state.begin_batch(events[-1].position), on_write)
+    batch_end = [events[-1].position]  # where the batch ends, as noted before any write
+    writer = PlanWriter(snapshot.chroma, lambda: state.begin_batch(batch_end[0]), on_write)
     last_event_of = {(r.event.image_id, r.event.receipt_id): r.position for r in events}
     problem: DeltaProblem | None = None
     planned: set[tuple[str, int]] = set()
@@ -165,6 +171,12 @@ def apply_batch(
         # Nothing applied, or a redo that cannot complete: the batch stays in flight (any
         # writes already made are redone, forced, by the next run).
         return None, problem
+    if problem is not None:
+        # The batch now ends before the stop. Every write made so far belongs to a receipt
+        # whose last event precedes it, so narrowing the in-flight note keeps a redo exact.
+        batch_end[0] = fold.last.position
+        if writer.started:
+            state.begin_batch(batch_end[0])
     for receipt in sorted(set(fold.touched) - planned):
         writer.add(_receipt_plan(fold, receipt, redo))
     writer.flush()

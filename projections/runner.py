@@ -20,7 +20,7 @@ from projections.fold import DeltaPolicy, DeltaProblem
 from projections.snapshot_dir import SnapshotDirectory, open_snapshot
 from projections.state import STATE_FILE, StateError
 from receipt_chroma.client import CollectionName
-from receipt_chroma.deltas import DeltaSource, LocalDeltaSource
+from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.digest import Digest, digest_directory
 from receipt_chroma.lock import LOCK_FILE
 from receipt_chroma.prefetch import PrefetchingDeltaSource
@@ -28,7 +28,7 @@ from receipt_events.events import EmbeddingsPublished
 from receipt_events.store import EventStore, Recorded
 
 CATCH_UP_BATCH = 1000  # events per batch when following the log
-REBUILD_BATCH = 2_000  # events per batch when replaying; deltas of the next are read meanwhile
+REBUILD_BATCH = 100_000  # one large batch when replaying: only final states are written
 
 Progress = Callable[[int, int], None]  # (position reached, target position)
 
@@ -82,7 +82,37 @@ def catch_up(
     progress: Progress | None = None,
     on_write: WriteHook | None = None,
 ) -> CatchUpResult:
-    """Apply the log after the snapshot's checkpoint, up to ``to`` (default: the head now)."""
+    """Apply the log after the snapshot's checkpoint, up to ``to`` (default: the head now).
+
+    Deltas are read ahead on threads (this batch's and the next one's) while batches are
+    folded and written.
+    """
+    with PrefetchingDeltaSource(deltas) as reader:
+        return _catch_up(
+            store,
+            snapshot,
+            reader,
+            to=to,
+            batch_size=batch_size,
+            policy=policy,
+            known_digests=known_digests,
+            progress=progress,
+            on_write=on_write,
+        )
+
+
+def _catch_up(
+    store: EventStore,
+    snapshot: SnapshotDirectory,
+    deltas: PrefetchingDeltaSource,
+    *,
+    to: int | None,
+    batch_size: int,
+    policy: DeltaPolicy,
+    known_digests: dict[tuple[str, str], str] | None,
+    progress: Progress | None,
+    on_write: WriteHook | None,
+) -> CatchUpResult:
     state = snapshot.state
     start = state.checkpoint
     check_same_log(store, snapshot)
@@ -93,7 +123,6 @@ def catch_up(
             "rebuild to reach an earlier position"
         )
     result = CatchUpResult(from_position=start, to_position=start)
-    prefetch = getattr(deltas, "prefetch", None)
     read_ahead: list[Recorded] | None = None
     while True:
         inflight = state.inflight_to
@@ -105,10 +134,9 @@ def catch_up(
             events = store.read(after=state.checkpoint, to=target, limit=batch_size)
         if not events:
             return result
-        if prefetch is not None:  # queue this batch's deltas and the next one's
-            prefetch(delta_requests(events))
-            read_ahead = store.read(after=events[-1].position, to=target, limit=batch_size)
-            prefetch(delta_requests(read_ahead))
+        deltas.prefetch(delta_requests(events))  # this batch's deltas, then the next one's
+        read_ahead = store.read(after=events[-1].position, to=target, limit=batch_size)
+        deltas.prefetch(delta_requests(read_ahead))
         batch, problem = apply_batch(
             snapshot,
             events,
@@ -171,10 +199,7 @@ def rebuild(
     progress: Progress | None = None,
     with_digest: bool = True,
 ) -> RebuildResult:
-    """Build a snapshot directory at ``out`` from zero, or from a copy of ``from_snapshot``.
-
-    Deltas on the local disk are read ahead in worker processes while Chroma is written.
-    """
+    """Build a snapshot directory at ``out`` from zero, or from a copy of ``from_snapshot``."""
     if out.exists() and not out.is_dir():
         raise ProjectionConflict(
             f"{out} is not a directory; rebuild writes a new snapshot directory"
@@ -185,27 +210,20 @@ def rebuild(
         if not (from_snapshot / STATE_FILE).is_file():
             raise ProjectionConflict(f"{from_snapshot} is not a snapshot directory")
         shutil.copytree(from_snapshot, out, ignore=shutil.ignore_patterns(LOCK_FILE))
-    source: DeltaSource = deltas
-    if isinstance(deltas, LocalDeltaSource):
-        source = PrefetchingDeltaSource(deltas)
-    try:
-        with open_snapshot(out, create=True) as snapshot:
-            base = snapshot.state.checkpoint if from_snapshot is not None else None
-            result = catch_up(
-                store,
-                snapshot,
-                source,
-                to=to,
-                batch_size=batch_size,
-                policy=policy,
-                known_digests=known_digests,
-                progress=progress,
-            )
-            position = snapshot.state.checkpoint
-            digest = digest_directory(snapshot.chroma, position) if with_digest else None
-    finally:
-        if isinstance(source, PrefetchingDeltaSource):
-            source.close()
+    with open_snapshot(out, create=True) as snapshot:
+        base = snapshot.state.checkpoint if from_snapshot is not None else None
+        result = catch_up(
+            store,
+            snapshot,
+            deltas,
+            to=to,
+            batch_size=batch_size,
+            policy=policy,
+            known_digests=known_digests,
+            progress=progress,
+        )
+        position = snapshot.state.checkpoint
+        digest = digest_directory(snapshot.chroma, position) if with_digest else None
     return RebuildResult(
         position=position,
         digest=digest.digest if digest else "",

@@ -139,6 +139,10 @@ def diff(
 ) -> DiffResult:
     """What applying the log after the snapshot's checkpoint would change; writes nothing."""
     with open_snapshot(path, create=False) as snapshot:
+        if snapshot.state.inflight_to is not None:
+            raise StateError(
+                f"{path} has a batch in flight; run `receipt-events project` on it first"
+            )
         check_same_log(store, snapshot)
         start = snapshot.state.checkpoint
         events = list(store.iter_events(after=start, to=store.head() if to is None else to))

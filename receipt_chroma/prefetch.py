@@ -1,76 +1,64 @@
-"""Reading deltas ahead, in worker processes, while the projection writes Chroma.
+"""Reading deltas ahead, on threads, while the projection folds and writes Chroma.
 
-Each delta costs ~45 ms to open and read (mostly Chroma loading its segment), and a Chroma
-upsert runs on one core; on a rebuild, worker processes reading the next deltas on the other
-cores hide most of the reading. Workers are started with ``spawn`` (forking a process that
-runs Chroma's Rust threads is unsafe) and only when there is enough to read to pay for their
-start-up. A worker's failure comes back as a value and is re-raised here as the same
-:class:`DeltaError` a direct read would raise.
+Each delta costs ~45 ms to open and read, mostly inside Chroma's Rust code (loading the
+delta's segment), which runs largely outside the GIL; a few reader threads working ahead of
+the fold hide much of that time on a rebuild. ``read`` returns the deltas in whatever order
+the fold asks for them and re-raises a failed read's :class:`DeltaError` as is.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
 from receipt_chroma.client import CollectionName
-from receipt_chroma.deltas import Delta, DeltaError, DeltaSource
+from receipt_chroma.deltas import Delta, DeltaSource
 
-MIN_READS_FOR_WORKERS = 8
 DeltaRequest = tuple[str, CollectionName]
 
 
-def _read_in_worker(
-    source: DeltaSource, location: str, collection: CollectionName
-) -> Delta | tuple[str, str, bool]:
-    try:
-        return source.read(location, collection)
-    except DeltaError as error:
-        return (error.location, error.problem, error.missing)
-
-
 class PrefetchingDeltaSource:
-    """Wraps a picklable source; ``prefetch`` queues reads, ``read`` collects them in order."""
+    """Wraps a source; ``prefetch`` queues reads, ``read`` collects them.
 
-    def __init__(self, inner: DeltaSource, workers: int = 2) -> None:
+    At most ``window`` deltas are read ahead (and held in memory) at a time; the rest wait in
+    order and are started as the fold consumes the earlier ones.
+    """
+
+    def __init__(self, inner: DeltaSource, threads: int = 3, window: int = 48) -> None:
         self.inner = inner
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[DeltaRequest, Future[Delta | tuple[str, str, bool]]] = {}
+        self._window = window
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delta-reader")
+        self._futures: dict[DeltaRequest, Future[Delta]] = {}
+        self._waiting: dict[DeltaRequest, None] = {}  # an ordered set
 
     def prefetch(self, requests: Iterable[DeltaRequest]) -> None:
-        wanted = [request for request in dict.fromkeys(requests) if request not in self._futures]
-        if not wanted or (self._pool is None and len(wanted) < MIN_READS_FOR_WORKERS):
-            return
-        pool = self._pool or self._start()
-        for location, collection in wanted:
-            self._futures[(location, collection)] = pool.submit(
-                _read_in_worker, self.inner, location, collection
-            )
+        for request in requests:
+            if request not in self._futures:
+                self._waiting.setdefault(request)
+        self._top_up()
 
     def read(self, location: str, collection: CollectionName) -> Delta:
-        future = self._futures.pop((location, collection), None)
+        request = (location, collection)
+        self._waiting.pop(request, None)
+        future = self._futures.pop(request, None)
+        self._top_up()
         if future is None:
             return self.inner.read(location, collection)
-        result = future.result()
-        if isinstance(result, Delta):
-            return result
-        failed_location, problem, missing = result
-        raise DeltaError(failed_location, problem, missing=missing)
+        return future.result()
 
-    def _start(self) -> ProcessPoolExecutor:
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
-        )
-        return self._pool
+    def _top_up(self) -> None:
+        while self._waiting and len(self._futures) < self._window:
+            request = next(iter(self._waiting))
+            del self._waiting[request]
+            self._futures[request] = self._pool.submit(self.inner.read, *request)
 
     def close(self) -> None:
+        self._waiting.clear()
+        for future in self._futures.values():
+            future.cancel()
         self._futures.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> PrefetchingDeltaSource:
         return self

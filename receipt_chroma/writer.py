@@ -3,7 +3,8 @@
 Records are written with ``upsert`` (new records, or a changed embedding), metadata-only
 ``update`` (everything else: ~20x cheaper than resending an embedding), and ``delete``.
 ``add`` is never used: it silently ignores ids that exist. A metadata key is removed by
-writing it as ``None`` (Chroma merges metadata key by key).
+writing it as ``None`` (Chroma merges metadata key by key). A document cannot be removed
+that way (an upsert sending ``None`` keeps the old one), so such a record is replaced whole.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def _chunks(count: int, size: int) -> Sequence[range]:
 
 
 def upsert(collection: Collection, upserts: Sequence[Upsert], batch_size: int) -> None:
+    # An upsert that sends no document keeps the existing record's one, so a record written
+    # without a document is deleted first (deleting an id that does not exist is a no-op).
+    undocumented = [item.record.id for item in upserts if item.record.document is None]
+    if undocumented:
+        delete(collection, undocumented, batch_size)
     for chunk in _chunks(len(upserts), batch_size):
         batch = [upserts[index] for index in chunk]
         vectors = np.stack([item.record.vector() for item in batch])
