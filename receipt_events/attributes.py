@@ -111,8 +111,49 @@ def _decode_set(raw: object, path: str, tag: str) -> frozenset[Any]:
     return result
 
 
+class _NotPlain(Exception):
+    """Something the fast path does not handle; the careful path decodes it (or says why not)."""
+
+
+def _fast(av: object, depth: int) -> Value:
+    """Decode a well-formed value without building error paths (most values, most of the time)."""
+    if type(av) is not dict or len(av) != 1:
+        raise _NotPlain
+    ((tag, raw),) = av.items()
+    if tag == "S":
+        if type(raw) is str:
+            return raw
+    elif tag == "N":
+        if type(raw) is str:
+            try:
+                return decode_number(raw, "")
+            except AttributeValueError:
+                raise _NotPlain from None
+    elif tag == "NULL":
+        if raw is True:
+            return None
+    elif tag == "BOOL":
+        if type(raw) is bool:
+            return raw
+    elif tag == "M":
+        if type(raw) is dict and depth < MAX_DEPTH:
+            return {key: _fast(value, depth + 1) for key, value in raw.items()}
+    elif tag == "L":
+        if type(raw) is list and depth < MAX_DEPTH:
+            return [_fast(value, depth + 1) for value in raw]
+    raise _NotPlain
+
+
 def decode_value(av: object, path: str = "$", depth: int = 0) -> Value:
     """Decode one typed attribute value such as ``{"N": "1.5"}``."""
+    try:
+        return _fast(av, depth)
+    except _NotPlain:
+        return _decode_carefully(av, path, depth)
+
+
+def _decode_carefully(av: object, path: str, depth: int) -> Value:
+    """Decode any value, naming the exact path of what is wrong."""
     if not isinstance(av, Mapping) or len(av) != 1:
         if isinstance(av, Mapping):
             tags = ", ".join(sorted(map(str, av))) or "none"
@@ -140,18 +181,25 @@ def decode_value(av: object, path: str = "$", depth: int = 0) -> Value:
         if tag == "L":
             if not isinstance(raw, list):
                 raise AttributeValueError(path, f"L must be a list, got {_kind(raw)}")
-            return [decode_value(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(raw)]
+            return [_decode_carefully(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(raw)]
         if not isinstance(raw, Mapping):
             raise AttributeValueError(path, f"M must be an object, got {_kind(raw)}")
-        return {str(k): decode_value(v, f"{path}.{k}", depth + 1) for k, v in raw.items()}
+        return {
+            str(k): _decode_carefully(v, f"{path}.{k}", depth + 1) for k, v in raw.items()
+        }
     raise AttributeValueError(path, f"unknown attribute type tag {_clip(str(tag))!r}")
 
 
 def decode_item(image: object, path: str) -> Item:
     """Decode a whole image (``NewImage``, ``OldImage`` or ``Keys``): name → typed value."""
+    if type(image) is dict:
+        try:
+            return {name: _fast(av, 0) for name, av in image.items()}
+        except _NotPlain:
+            pass
     if not isinstance(image, Mapping):
         raise AttributeValueError(path, f"expected an object of attributes, got {_kind(image)}")
-    return {str(name): decode_value(av, f"{path}.{name}") for name, av in image.items()}
+    return {str(name): _decode_carefully(av, f"{path}.{name}", 0) for name, av in image.items()}
 
 
 def encode_value(value: Value) -> dict[str, Any]:

@@ -64,8 +64,15 @@ Detected = Event | Skipped | Unchanged
 
 def entity_of(record: StreamRecord) -> EntityKey:
     """The entity a record is about, from its ``Keys``."""
-    keys = decode_item(record.keys, "Keys")
-    pk, sk = keys.get("PK"), keys.get("SK")
+    keys = record.keys
+    if len(keys) == 2:  # the usual {"PK": {"S": ...}, "SK": {"S": ...}}, without decoding
+        pk_value, sk_value = keys.get("PK"), keys.get("SK")
+        if type(pk_value) is dict and type(sk_value) is dict:
+            pk, sk = pk_value.get("S"), sk_value.get("S")
+            if type(pk) is str and type(sk) is str and len(pk_value) == len(sk_value) == 1:
+                return parse_key(pk, sk)
+    decoded = decode_item(keys, "Keys")
+    pk, sk = decoded.get("PK"), decoded.get("SK")
     if not isinstance(pk, str) or not isinstance(sk, str):
         raise ChangeError("Keys must hold string PK and SK attributes")
     return parse_key(pk, sk)
@@ -107,7 +114,7 @@ def _new_image(record: StreamRecord, kind: str) -> Item:
             f"{record.source.event_name} of {kind} has no NewImage "
             "(the stream must use NEW_AND_OLD_IMAGES or NEW_IMAGE)"
         )
-    return decode_item(record.new_image, "NewImage")
+    return decode_item(_json_object(record.new_image), "NewImage")
 
 
 def _old_image(record: StreamRecord) -> Item | None:
@@ -115,9 +122,14 @@ def _old_image(record: StreamRecord) -> Item | None:
     if record.old_image is None:
         return None
     try:
-        return decode_item(record.old_image, "OldImage")
+        return decode_item(_json_object(record.old_image), "OldImage")
     except AttributeValueError:
         return None
+
+
+def _json_object(raw: bytes) -> Any:
+    """An image's JSON (already checked to be well-formed by the envelope decoder)."""
+    return msgspec.json.decode(raw)
 
 
 def _text(image: Item, name: str, where: str) -> str | None:

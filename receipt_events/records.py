@@ -78,11 +78,13 @@ def _read_json_lines(data: bytes, name: str, error: Exception) -> list[InputReco
         line = data.count(b"\n", 0, min(failed_at, len(data.rstrip()))) + 1
         problem = str(error) if isinstance(error, msgspec.DecodeError) else "not valid UTF-8"
         raise UnreadableInput(name, line, f"not a JSON document or JSON Lines: {problem}")
-    return [
-        InputRecord(f"{name}:{number}", line.strip())
-        for number, line in enumerate(data.split(b"\n"), start=1)
-        if line.strip()
-    ]
+    records = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line[:1].isspace() or line[-1:].isspace():  # rare: only then pay for a copy
+            line = line.strip()
+        if line:
+            records.append(InputRecord(f"{name}:{number}", line))
+    return records
 
 
 def _is_json(line: bytes) -> bool:
@@ -115,14 +117,17 @@ def _error_offset(error: Exception, data: bytes) -> int:
         except UnicodeDecodeError as exact:
             return int(exact.start)
     match = _BYTE_POSITION.search(str(error))
-    return int(match.group(1)) if match else len(data)
+    # Truncated input carries no position: it broke where its content ends.
+    return int(match.group(1)) if match else len(data.rstrip())
 
 
 class _WireDynamodb(msgspec.Struct):
     keys: dict[str, Any] = msgspec.field(name="Keys")
     sequence_number: str = msgspec.field(name="SequenceNumber")
-    new_image: dict[str, Any] | None = msgspec.field(default=None, name="NewImage")
-    old_image: dict[str, Any] | None = msgspec.field(default=None, name="OldImage")
+    # Images stay raw JSON until a record's entity needs them: most records are skipped
+    # (words, lines, letters) and never need their images built as Python objects.
+    new_image: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="NewImage")
+    old_image: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="OldImage")
     approximate_creation_date_time: int | float | None = msgspec.field(
         default=None, name="ApproximateCreationDateTime"
     )
@@ -142,8 +147,8 @@ class StreamRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     source: EventSource
     keys: dict[str, Any]
-    new_image: dict[str, Any] | None
-    old_image: dict[str, Any] | None
+    new_image: bytes | None  # the image's raw JSON; None when absent or null
+    old_image: bytes | None
     stream_view_type: str | None
 
 
@@ -186,10 +191,26 @@ def parse_record(raw: bytes) -> StreamRecord:
     return StreamRecord(
         source=source,
         keys=body.keys,
-        new_image=body.new_image,
-        old_image=body.old_image,
+        new_image=_image(body.new_image, "NewImage"),
+        old_image=_image(body.old_image, "OldImage"),
         stream_view_type=body.stream_view_type,
     )
+
+
+_JSON_KINDS = {ord('"'): "a string", ord("["): "a list", ord("t"): "a boolean", ord("f"): "a boolean"}
+
+
+def _image(raw: msgspec.Raw, name: str) -> bytes | None:
+    """An image's raw JSON (None when absent or null); it must be a JSON object."""
+    data = bytes(raw)
+    if data in (b"", b"null"):
+        return None
+    if data[0] != ord("{"):
+        kind = _JSON_KINDS.get(data[0], "a number")
+        raise RecordFormatError(
+            f"not a DynamoDB stream record: dynamodb.{name} must be an object or null, got {kind}"
+        )
+    return data
 
 
 def _region_from_arn(arn: str | None) -> str | None:

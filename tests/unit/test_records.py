@@ -195,8 +195,8 @@ def test_parse_record_reads_the_envelope() -> None:
             region="us-east-1",
         ),
         keys={"PK": {"S": PK}, "SK": {"S": sk_place()}},
-        new_image=record["dynamodb"]["NewImage"],
-        old_image=record["dynamodb"]["OldImage"],
+        new_image=msgspec.json.encode(record["dynamodb"]["NewImage"]),
+        old_image=msgspec.json.encode(record["dynamodb"]["OldImage"]),
         stream_view_type="NEW_AND_OLD_IMAGES",
     )
 
@@ -267,12 +267,12 @@ def test_missing_required_field_is_a_format_error(path: tuple[str, ...], message
         (
             ("dynamodb", "NewImage"),
             "x",
-            "Expected `object | null`, got `str` - at `$.dynamodb.NewImage`",
+            "dynamodb.NewImage must be an object or null, got a string",
         ),
         (
             ("dynamodb", "OldImage"),
             1,
-            "Expected `object | null`, got `int` - at `$.dynamodb.OldImage`",
+            "dynamodb.OldImage must be an object or null, got a number",
         ),
         (
             ("dynamodb", "ApproximateCreationDateTime"),
