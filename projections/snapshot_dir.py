@@ -43,19 +43,31 @@ class SnapshotDirectory:
             self._lock.release()
             raise
         self._chroma: ChromaDirectory | None = None
+        self._sealed = False
 
     @property
     def chroma(self) -> ChromaDirectory:
+        if self._sealed:
+            raise RuntimeError(f"{self.path} is sealed for copying; open it again to write")
         if self._chroma is None:
             self._chroma = open_chroma(self.path / CHROMA_SUBDIR, create=True)
         return self._chroma
 
+    def seal(self) -> None:
+        """Close Chroma and the state (everything flushed to its files) but keep the lock.
+
+        Done before the directory's files are hashed or copied, so nothing changes under them.
+        """
+        if self._chroma is not None:
+            self._chroma.close()
+            self._chroma = None
+        if not self._sealed:
+            self.state.close()
+            self._sealed = True
+
     def close(self) -> None:
         try:
-            if self._chroma is not None:
-                self._chroma.close()
-                self._chroma = None
-            self.state.close()
+            self.seal()
         finally:
             self._lock.release()
 

@@ -318,4 +318,6 @@ class ProjectionState:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
+        """Close, folding the write-ahead log into the database file (a snapshot is one file)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()

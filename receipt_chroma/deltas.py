@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -143,3 +143,85 @@ class MemoryDeltaSource:
         if records is None:
             raise DeltaError(location, "not found", missing=True)
         return Delta(location, collection, list(records), delta_digest(records))
+
+
+class S3DeltaSource:
+    """Deltas on S3: ``s3://bucket/prefix`` in directory layout or ``<prefix>/delta.tar.gz``.
+
+    A missing delta is reported as missing whatever S3 answers for it (``404`` from a HEAD,
+    ``NoSuchKey`` from a GET): the old system treated one of the two as an error and lost
+    every directory-layout delta that way.
+    """
+
+    def __init__(self, root: str | None = None, client: Any | None = None) -> None:
+        self.root = root.rstrip("/") if root else None
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from receipt_chroma.snapshots.s3 import s3_client
+
+            self._client = s3_client()
+        return self._client
+
+    def url_for(self, location: str) -> str:
+        if location.startswith("s3://"):
+            return location.rstrip("/")
+        if self.root is None:
+            raise DeltaError(location, "a relative location needs an s3:// delta root")
+        return f"{self.root}/{location.strip('/')}"
+
+    def read(self, location: str, collection: CollectionName) -> Delta:
+        return read_chroma_delta(self.fetch, location, collection)
+
+    def fetch(self, location: str, into: Path) -> Path:
+        from botocore.exceptions import ClientError
+
+        from receipt_chroma.snapshots.s3 import is_missing, split_s3_url
+
+        bucket, prefix = split_s3_url(self.url_for(location))
+        tarball_key = prefix if prefix.endswith(".tar.gz") else f"{prefix}/{TARBALL_NAME}"
+        try:
+            self.client.download_file(bucket, tarball_key, str(into / TARBALL_NAME))
+            return extract_tarball(into / TARBALL_NAME, into, location)
+        except ClientError as error:
+            if not is_missing(error):
+                raise DeltaError(
+                    location, f"cannot read s3://{bucket}/{tarball_key}: {error}"
+                ) from None
+        if prefix.endswith(".tar.gz"):
+            raise DeltaError(location, f"s3://{bucket}/{tarball_key} does not exist", missing=True)
+        target = into / "delta"
+        found = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+            for item in page.get("Contents", []):
+                relative = PurePosixPath(item["Key"][len(prefix) + 1 :])
+                if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+                    raise DeltaError(location, f"unsafe key {item['Key']!r} under the delta prefix")
+                destination = target / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(bucket, item["Key"], str(destination))
+                found += 1
+        if not found:
+            raise DeltaError(location, f"nothing at s3://{bucket}/{prefix}/", missing=True)
+        if not (target / "chroma.sqlite3").is_file():
+            raise DeltaError(location, f"s3://{bucket}/{prefix}/ holds no chroma.sqlite3")
+        return target
+
+
+class DeltaSources:
+    """The projection's delta source: ``s3://`` locations from S3, others from ``root``.
+
+    ``root`` (where relative locations live) is a directory or an ``s3://bucket/prefix``.
+    """
+
+    def __init__(self, root: str = ".") -> None:
+        self.s3 = S3DeltaSource(root if root.startswith("s3://") else None)
+        self.local = None if root.startswith("s3://") else LocalDeltaSource(root)
+
+    def read(self, location: str, collection: CollectionName) -> Delta:
+        if location.startswith("s3://") or self.local is None:
+            return self.s3.read(location, collection)
+        return self.local.read(location, collection)

@@ -120,27 +120,22 @@ def _fast(av: object, depth: int) -> Value:
     if type(av) is not dict or len(av) != 1:
         raise _NotPlain
     ((tag, raw),) = av.items()
-    if tag == "S":
-        if type(raw) is str:
-            return raw
-    elif tag == "N":
-        if type(raw) is str:
-            try:
-                return decode_number(raw, "")
-            except AttributeValueError:
-                raise _NotPlain from None
-    elif tag == "NULL":
-        if raw is True:
-            return None
-    elif tag == "BOOL":
-        if type(raw) is bool:
-            return raw
-    elif tag == "M":
-        if type(raw) is dict and depth < MAX_DEPTH:
-            return {key: _fast(value, depth + 1) for key, value in raw.items()}
-    elif tag == "L":
-        if type(raw) is list and depth < MAX_DEPTH:
-            return [_fast(value, depth + 1) for value in raw]
+    kind = type(raw)
+    if tag == "S" and kind is str:
+        return raw  # type: ignore[no-any-return]
+    if tag == "N" and kind is str:
+        try:
+            return decode_number(raw, "")
+        except AttributeValueError:
+            raise _NotPlain from None
+    if tag == "NULL" and raw is True:
+        return None
+    if tag == "BOOL" and kind is bool:
+        return raw  # type: ignore[no-any-return]
+    if tag == "M" and kind is dict and depth < MAX_DEPTH:
+        return {key: _fast(value, depth + 1) for key, value in raw.items()}
+    if tag == "L" and kind is list and depth < MAX_DEPTH:
+        return [_fast(value, depth + 1) for value in raw]
     raise _NotPlain
 
 
@@ -184,9 +179,7 @@ def _decode_carefully(av: object, path: str, depth: int) -> Value:
             return [_decode_carefully(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(raw)]
         if not isinstance(raw, Mapping):
             raise AttributeValueError(path, f"M must be an object, got {_kind(raw)}")
-        return {
-            str(k): _decode_carefully(v, f"{path}.{k}", depth + 1) for k, v in raw.items()
-        }
+        return {str(k): _decode_carefully(v, f"{path}.{k}", depth + 1) for k, v in raw.items()}
     raise AttributeValueError(path, f"unknown attribute type tag {_clip(str(tag))!r}")
 
 

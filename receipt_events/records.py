@@ -79,11 +79,11 @@ def _read_json_lines(data: bytes, name: str, error: Exception) -> list[InputReco
         problem = str(error) if isinstance(error, msgspec.DecodeError) else "not valid UTF-8"
         raise UnreadableInput(name, line, f"not a JSON document or JSON Lines: {problem}")
     records = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if line[:1].isspace() or line[-1:].isspace():  # rare: only then pay for a copy
-            line = line.strip()
-        if line:
-            records.append(InputRecord(f"{name}:{number}", line))
+    for number, text in enumerate(data.split(b"\n"), start=1):
+        if text[:1].isspace() or text[-1:].isspace():  # rare: only then pay for a copy
+            text = text.strip()
+        if text:
+            records.append(InputRecord(f"{name}:{number}", text))
     return records
 
 
@@ -197,7 +197,12 @@ def parse_record(raw: bytes) -> StreamRecord:
     )
 
 
-_JSON_KINDS = {ord('"'): "a string", ord("["): "a list", ord("t"): "a boolean", ord("f"): "a boolean"}
+_JSON_KINDS = {
+    ord('"'): "a string",
+    ord("["): "a list",
+    ord("t"): "a boolean",
+    ord("f"): "a boolean",
+}
 
 
 def _image(raw: msgspec.Raw, name: str) -> bytes | None:

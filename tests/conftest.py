@@ -11,6 +11,22 @@
 
 Any test that uses a PostgreSQL fixture gets the ``postgres`` marker, so ``-m "not postgres"``
 deselects it.
+
+The AWS test services (tests/aws/harness.py; moto and DynamoDB Local over HTTP, never in-process
+patching):
+
+* ``aws_env`` (session): starts a moto server (S3, SQS, everything else) and DynamoDB Local
+  (DynamoDB, DynamoDB Streams) on free 127.0.0.1 ports, points ``AWS_ENDPOINT_URL_*`` at them
+  with fake credentials, region eu-west-1 and no config files, and yields an ``AwsEnv``
+  (``.moto_url``, ``.dynamodb_url``, ``.client(service)``). A test that uses it, directly or
+  through the fixtures below, starts empty: moto is reset and every table deleted before it.
+  If Java, DynamoDB Local (``make tools``) or moto is missing, the test is *skipped* with the
+  reason, except under CI (``CI=true``), where it *fails*.
+* ``dynamodb_client``: a low-level boto3 DynamoDB client (DynamoDB Local).
+* ``s3_bucket``: the name of a fresh, empty S3 bucket (moto).
+* ``lock_table``: the name of a fresh lock table (``receipt_chroma.lease.ensure_lock_table``).
+
+Those tests get the ``aws`` marker, so ``-m "not aws"`` deselects them.
 """
 
 from __future__ import annotations
@@ -23,7 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from receipt_chroma.lease import ensure_lock_table
 from receipt_events.store import EventStore, open_store
+from tests.aws.harness import (
+    AwsEnv,
+    ServiceUnavailable,
+    aws_environment,
+    start_services,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -54,6 +78,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "postgres_server" in getattr(item, "fixturenames", ()):  # every PostgreSQL fixture
             item.add_marker(pytest.mark.postgres)
+        if "aws_env" in getattr(item, "fixturenames", ()):  # every AWS fixture
+            item.add_marker(pytest.mark.aws)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "aws: needs the AWS test services (moto server and DynamoDB Local; runs in CI)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +189,67 @@ def open_test_store(store_url: str) -> Iterator[Callable[[], EventStore]]:
 def store(open_test_store: Callable[[], EventStore]) -> EventStore:
     """An empty store on ``store_url``."""
     return open_test_store()
+
+
+# --------------------------------------------------------------------------- AWS test services
+
+
+@pytest.fixture(scope="session")
+def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsEnv]:
+    """moto and DynamoDB Local up, the environment pointing at them; skip (fail under CI)."""
+    log_dir = tmp_path_factory.mktemp("aws-services")
+    try:
+        moto, dynamodb = start_services(log_dir)
+    except ServiceUnavailable as error:
+        unavailable(f"AWS test services: {error}", ci=in_ci())
+    try:
+        with aws_environment(moto.url, dynamodb.url) as environment:
+            yield AwsEnv(
+                moto_url=moto.url,
+                dynamodb_url=dynamodb.url,
+                dynamodb_loopback_only=dynamodb.loopback_only,
+                environment=environment,
+                moto_pid=moto.process.pid,
+                dynamodb_pid=dynamodb.process.pid,
+            )
+    finally:
+        moto.stop()
+        dynamodb.stop()
+
+
+@pytest.fixture
+def aws_clean(aws_env: AwsEnv) -> AwsEnv:
+    """``aws_env``, emptied for this test (moto reset, every DynamoDB table deleted)."""
+    aws_env.reset()
+    return aws_env
+
+
+@pytest.fixture(autouse=True)
+def _aws_clean_if_used(request: pytest.FixtureRequest) -> None:
+    """Empty the AWS services before every test that uses them, before its other fixtures."""
+    if "aws_env" in request.fixturenames:
+        request.getfixturevalue("aws_clean")
+
+
+@pytest.fixture
+def dynamodb_client(aws_clean: AwsEnv) -> Any:
+    """A low-level boto3 ``dynamodb`` client on DynamoDB Local."""
+    return aws_clean.client("dynamodb")
+
+
+@pytest.fixture
+def s3_bucket(aws_clean: AwsEnv) -> str:
+    """The name of a fresh, empty S3 bucket on the moto server (region eu-west-1)."""
+    name = f"test-{uuid.uuid4().hex[:24]}"
+    aws_clean.client("s3").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": aws_clean.region}
+    )
+    return name
+
+
+@pytest.fixture
+def lock_table(dynamodb_client: Any) -> str:
+    """The name of a fresh lock table on DynamoDB Local, made by ``ensure_lock_table``."""
+    name = f"locks-{uuid.uuid4().hex[:16]}"
+    ensure_lock_table(dynamodb_client, name)
+    return name

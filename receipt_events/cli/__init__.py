@@ -24,6 +24,7 @@ from receipt_events.cli.projection_commands import (
     rebuild_command,
     verify_command,
 )
+from receipt_events.cli.snapshot_commands import compact_command, snapshot_app
 
 app = typer.Typer(
     name="receipt-events",
@@ -43,6 +44,8 @@ app.command("rebuild")(rebuild_command)
 app.command("digest")(digest_command)
 app.command("verify")(verify_command)
 app.command("diff")(diff_command)
+app.add_typer(snapshot_app, name="snapshot")
+app.command("compact")(compact_command)
 app.command("generate")(generate_command)
 app.command("demo")(demo_command)
 

@@ -38,7 +38,7 @@ DeltasOption = Annotated[
     typer.Option(
         "--deltas",
         envvar=DELTAS_ENV,
-        help="Where relative delta locations are resolved (a directory).",
+        help="Where relative delta locations are resolved: a directory or s3://bucket/prefix.",
     ),
 ]
 MissingDeltaOption = Annotated[
@@ -63,9 +63,9 @@ def _policy(value: str) -> Literal["stop", "park"]:
 
 
 def _delta_source(root: str) -> DeltaSource:
-    from receipt_chroma.deltas import LocalDeltaSource
+    from receipt_chroma.deltas import DeltaSources
 
-    return LocalDeltaSource(Path(root))
+    return DeltaSources(root)
 
 
 @contextmanager
@@ -165,8 +165,12 @@ def rebuild_command(
     out: Annotated[Path, typer.Option("--out", help="A new (or empty) snapshot directory.")],
     to: ToOption = None,
     from_snapshot: Annotated[
-        Path | None,
-        typer.Option("--from-snapshot", help="Start from a copy of this snapshot directory."),
+        str | None,
+        typer.Option(
+            "--from-snapshot",
+            help="Start from a snapshot: a snapshot directory (copied), or a snapshot store "
+            "(a directory or s3://bucket/prefix: its newest snapshot at or below --to).",
+        ),
     ] = None,
     deltas: DeltasOption = ".",
     on_missing_delta: MissingDeltaOption = "stop",
@@ -177,8 +181,17 @@ def rebuild_command(
 
     def run() -> None:
         from projections.runner import rebuild
+        from projections.state import STATE_FILE
 
         policy = _policy(on_missing_delta)
+        if from_snapshot is not None and not (Path(from_snapshot) / STATE_FILE).is_file():
+            source = Path(from_snapshot)
+            if not from_snapshot.startswith("s3://") and not (
+                (source / "latest.json").is_file() or (source / "snapshots").is_dir()
+            ):
+                fail(f"{from_snapshot} is neither a snapshot directory nor a snapshot store")
+            _rebuild_from_store(from_snapshot)
+            return
         with (
             opened_store(store) as event_store,
             projection_errors(),
@@ -189,7 +202,7 @@ def rebuild_command(
                 out,
                 _delta_source(deltas),
                 to=to,
-                from_snapshot=from_snapshot,
+                from_snapshot=Path(from_snapshot) if from_snapshot else None,
                 policy=policy,
                 progress=bar,
             )
@@ -207,6 +220,37 @@ def rebuild_command(
             console.print(
                 f"{out}: position {result.position}, {result.counts['lines']} lines, "
                 f"{result.counts['words']} words\ndigest {result.digest}",
+                highlight=False,
+            )
+
+    def _rebuild_from_store(source: str) -> None:
+        from projections.restore import restore
+        from receipt_chroma.snapshots import open_snapshot_store
+        from receipt_events.cli.snapshot_commands import snapshot_errors
+
+        with opened_store(store) as event_store, snapshot_errors():
+            result = restore(
+                open_snapshot_store(source),
+                out,
+                position=to if to is not None else event_store.head(),
+                store=event_store,
+                deltas=_delta_source(deltas),
+            )
+        if json:
+            emit_json(
+                {
+                    "position": result.position,
+                    "digest": result.digest,
+                    "counts": result.counts,
+                    "applied": result.applied,
+                    "from_snapshot": result.from_position,
+                    "from_key": result.from_key,
+                }
+            )
+        else:
+            console.print(
+                f"{out}: position {result.position} from snapshot {result.from_key} "
+                f"(+{result.applied} events)\ndigest {result.digest}",
                 highlight=False,
             )
 

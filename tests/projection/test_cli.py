@@ -336,7 +336,7 @@ def test_rebuild_into_a_regular_file_or_a_non_empty_directory_exits_2(world: Wor
     )
     assert one_line_error(
         cli(world, "rebuild", "--out", world.tmp / "new", "--from-snapshot", full), 2
-    ) == (f"{full} is not a snapshot directory")
+    ) == (f"{full} is neither a snapshot directory nor a snapshot store")
 
 
 def test_a_bad_policy_exits_2(world: World) -> None:

@@ -1,0 +1,56 @@
+"""Publishing a snapshot directory to a snapshot store: manifest → upload → pointer swap.
+
+The manifest is built from the directory itself (checkpoint, canonical digest, counts,
+dimensions, every file's sha256) while the directory is sealed under its writer lock, so the
+files uploaded are exactly the files hashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from projections.snapshot_dir import open_snapshot
+from projections.state import PROJECTION_VERSION, StateError
+from receipt_chroma.client import COLLECTIONS
+from receipt_chroma.digest import digest_directory
+from receipt_chroma.lock import LOCK_FILE
+from receipt_chroma.snapshots import Manifest, Pointer, SnapshotStore, snapshot_key
+from receipt_chroma.snapshots.manifest import file_entries
+
+
+def publish_directory(
+    path: Path,
+    snapshots: SnapshotStore,
+    *,
+    token: int,
+    parent: str | None,
+    expected: str | None,
+    before_swap: Callable[[], None] = lambda: None,
+) -> tuple[Manifest, Pointer]:
+    """Publish the snapshot directory at ``path``; see :meth:`SnapshotStore.publish`."""
+    with open_snapshot(path, create=False) as snapshot:
+        state = snapshot.state
+        if state.inflight_to is not None:
+            raise StateError(f"{path} has a batch in flight; finish it before publishing")
+        position = state.checkpoint
+        digest = digest_directory(snapshot.chroma, position)
+        dimensions: dict[str, int] = {
+            name: dimension
+            for name in COLLECTIONS
+            if (dimension := state.dimension(name)) is not None
+        }
+        snapshot.seal()
+        manifest = Manifest(
+            key=snapshot_key(position, digest.digest),
+            position=position,
+            projection_version=PROJECTION_VERSION,
+            digest=digest.digest,
+            counts=digest.counts,
+            dimensions=dimensions,
+            parent=parent,
+            token=token,
+            files=file_entries(path, exclude=frozenset({LOCK_FILE})),
+        )
+        pointer = snapshots.publish(path, manifest, expected=expected, before_swap=before_swap)
+    return manifest, pointer

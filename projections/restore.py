@@ -1,0 +1,56 @@
+"""Restore a snapshot directory at a log position: the newest snapshot at or below it, plus
+the log between the two. ``pull`` and ``rebuild --from-snapshot`` both come here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from projections.runner import catch_up
+from projections.snapshot_dir import open_snapshot
+from receipt_chroma.deltas import DeltaSource
+from receipt_chroma.digest import digest_directory
+from receipt_chroma.snapshots import SnapshotStore
+from receipt_events.store import EventStore
+
+
+class RestoreResult(msgspec.Struct, kw_only=True):
+    position: int
+    digest: str
+    counts: dict[str, int]
+    from_key: str
+    from_position: int
+    applied: int
+
+
+def restore(
+    snapshots: SnapshotStore,
+    target: Path,
+    *,
+    position: int | None = None,
+    store: EventStore | None = None,
+    deltas: DeltaSource | None = None,
+) -> RestoreResult:
+    """Pull the newest snapshot at or below ``position`` (default: the pointer's) into
+    ``target`` and, given the log, catch it up to exactly ``position``."""
+    manifest = snapshots.newest_at_or_below(position)
+    snapshots.download(manifest.key, target)
+    applied = 0
+    with open_snapshot(target, create=False) as snapshot:
+        if position is not None and position > manifest.position:
+            if store is None or deltas is None:
+                raise ValueError(
+                    f"the newest snapshot is at {manifest.position}; reaching {position} "
+                    "needs the event store and the deltas"
+                )
+            applied = catch_up(store, snapshot, deltas, to=position).applied
+        digest = digest_directory(snapshot.chroma, snapshot.state.checkpoint)
+    return RestoreResult(
+        position=digest.position,
+        digest=digest.digest,
+        counts=digest.counts,
+        from_key=manifest.key,
+        from_position=manifest.position,
+        applied=applied,
+    )

@@ -1,0 +1,66 @@
+"""What a published snapshot is: its manifest, and the ``latest`` pointer that names one.
+
+A snapshot is stored under its own key, named by its log position and digest
+(``00000000000000012345-3f2a9c01b7d4e6a8``), so two snapshots never share a key and the same
+content always lands on the same one. Its manifest lists every file with its sha256 and size,
+so a reader can refuse a corrupt or partial snapshot. The pointer names the current snapshot
+and carries the fencing token of the lock holder that published it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import msgspec
+
+MANIFEST_VERSION = 1
+
+
+class FileEntry(msgspec.Struct, frozen=True):
+    path: str  # relative, POSIX separators
+    sha256: str
+    size: int
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    manifest_version: int = MANIFEST_VERSION
+    key: str
+    position: int
+    projection_version: int
+    digest: str  # the canonical content digest ("sha256:<hex>"), not a hash of the files
+    counts: dict[str, int]
+    dimensions: dict[str, int]
+    parent: str | None  # the snapshot the pointer named when this one was published
+    token: int  # fencing token of the publisher's lock
+    files: list[FileEntry]
+
+
+class Pointer(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    position: int
+    digest: str
+    token: int
+
+
+def snapshot_key(position: int, digest: str) -> str:
+    return f"{position:020d}-{digest.removeprefix('sha256:')[:16]}"
+
+
+def file_entries(directory: Path, *, exclude: frozenset[str] = frozenset()) -> list[FileEntry]:
+    """Every file under a directory with its sha256, sorted by path."""
+    entries = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory).as_posix()
+        if relative in exclude or path.name in exclude:
+            continue
+        entries.append(FileEntry(relative, sha256_file(path), path.stat().st_size))
+    return entries
+
+
+def sha256_file(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
