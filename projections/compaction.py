@@ -9,23 +9,40 @@ loses the swap starts again from the new pointer.
 
 from __future__ import annotations
 
-import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 from projections.publish import publish_directory
-from projections.runner import ProjectionConflict, catch_up, check_same_log
+from projections.restore import ensure_local_copy
+from projections.runner import catch_up
 from projections.snapshot_dir import open_snapshot
-from projections.state import STATE_FILE
 from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.lease import LeaseKeeper, Locks
-from receipt_chroma.snapshots import Pointer, PointerConflict, SnapshotStore
+from receipt_chroma.snapshots import PointerConflict, SnapshotStore
 from receipt_events.store import EventStore
 
 DEFAULT_LOCK_TTL = 300.0
 DEFAULT_KEEP = 5
 MAX_ATTEMPTS = 5
+
+
+class PublishPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """When to publish while catching up; a publish always happens at the end if anything is new.
+
+    ``every_events``: publish after this many positions past the last publish (and catch up in
+    steps of that size); ``every_seconds``: publish when this long has passed since the last.
+    """
+
+    every_events: int | None = None
+    every_seconds: float | None = None
+
+    def due(self, positions: int, seconds: float) -> bool:
+        return (self.every_events is not None and positions >= self.every_events) or (
+            self.every_seconds is not None and seconds >= self.every_seconds
+        )
 
 
 class CompactResult(msgspec.Struct, kw_only=True):
@@ -36,6 +53,7 @@ class CompactResult(msgspec.Struct, kw_only=True):
     token: int
     attempts: int
     reused_cache: bool
+    publishes: int = 0
     deleted: list[str] = msgspec.field(default_factory=list)
 
 
@@ -58,71 +76,102 @@ def compact(
     ttl: float = DEFAULT_LOCK_TTL,
     keep: int = DEFAULT_KEEP,
     max_attempts: int = MAX_ATTEMPTS,
+    policy: PublishPolicy = PublishPolicy(),
+    follow: bool = False,
+    clock: Callable[[], float] = time.monotonic,
 ) -> CompactResult:
+    """Bring the store's latest snapshot up to ``to`` (default: the head) and publish it.
+
+    With ``follow``, keep going (still under the lock) while the head moves, so a wake-up that
+    arrives during a run is never lost. Raises :class:`LockBusy` when another compactor holds
+    the lock, :class:`CompactionGaveUp` after ``max_attempts`` lost pointer swaps.
+    """
     lease = locks.acquire(lock_name(snapshots), ttl=ttl)
     try:
         with LeaseKeeper(lease) as keeper:
-            for attempt in range(1, max_attempts + 1):
-                pointer, version = snapshots.pointer()
-                reused = _prepare_cache(snapshots, pointer, cache, store)
-                with open_snapshot(cache) as snapshot:
-                    applied = catch_up(store, snapshot, deltas, to=to).applied
-                    position = snapshot.state.checkpoint
-                base = pointer.position if pointer else 0
-                if position <= base:
-                    return CompactResult(
-                        published=False,
-                        position=base,
-                        applied=applied,
-                        key=pointer.key if pointer else None,
-                        token=lease.token,
-                        attempts=attempt,
-                        reused_cache=reused,
-                    )
-                keeper.check()
-                try:
-                    manifest, _ = publish_directory(
-                        cache,
-                        snapshots,
-                        token=lease.token,
-                        parent=pointer.key if pointer else None,
-                        expected=version,
-                        before_swap=keeper.check,
-                    )
-                except PointerConflict:
-                    continue  # someone published first: start again from their snapshot
-                return CompactResult(
-                    published=True,
-                    position=manifest.position,
-                    applied=applied,
-                    key=manifest.key,
-                    token=lease.token,
-                    attempts=attempt,
-                    reused_cache=reused,
-                    deleted=snapshots.retain(keep),
-                )
+            return _compact(
+                store,
+                snapshots,
+                deltas,
+                cache,
+                keeper,
+                lease.token,
+                to=to,
+                keep=keep,
+                max_attempts=max_attempts,
+                policy=policy,
+                follow=follow,
+                clock=clock,
+            )
     finally:
         lease.release()
-    raise CompactionGaveUp(
-        f"{snapshots.url}: lost the pointer swap {max_attempts} times; another publisher is active"
+
+
+def _compact(
+    store: EventStore,
+    snapshots: SnapshotStore,
+    deltas: DeltaSource,
+    cache: Path,
+    keeper: LeaseKeeper,
+    token: int,
+    *,
+    to: int | None,
+    keep: int,
+    max_attempts: int,
+    policy: PublishPolicy,
+    follow: bool,
+    clock: Callable[[], float],
+) -> CompactResult:
+    pointer, version = snapshots.pointer()
+    reused = ensure_local_copy(snapshots, pointer, cache, store)
+    applied = attempts = publishes = 0
+    last_publish = clock()
+    while True:
+        target = store.head() if to is None else to
+        with open_snapshot(cache) as snapshot:
+            position = snapshot.state.checkpoint
+            if position < target:
+                step = target
+                if policy.every_events is not None:
+                    step = min(target, position + policy.every_events)
+                applied += catch_up(store, snapshot, deltas, to=step).applied
+                position = snapshot.state.checkpoint
+        base = pointer.position if pointer else 0
+        caught_up = position >= target
+        if position > base and (caught_up or policy.due(position - base, clock() - last_publish)):
+            keeper.check()
+            try:
+                publish_directory(
+                    cache,
+                    snapshots,
+                    token=token,
+                    parent=pointer.key if pointer else None,
+                    expected=version,
+                    before_swap=keeper.check,
+                )
+            except PointerConflict:
+                attempts += 1
+                if attempts >= max_attempts:
+                    raise CompactionGaveUp(
+                        f"{snapshots.url}: lost the pointer swap {attempts} times; "
+                        "another publisher is active"
+                    ) from None
+                pointer, version = snapshots.pointer()  # someone published: start from theirs
+                reused = ensure_local_copy(snapshots, pointer, cache, store) and reused
+                continue
+            pointer, version = snapshots.pointer()
+            publishes += 1
+            last_publish = clock()
+        if caught_up and not (follow and to is None and store.head() > position):
+            break
+    return CompactResult(
+        published=publishes > 0,
+        position=pointer.position if pointer else position,
+        applied=applied,
+        key=pointer.key if pointer else None,
+        token=token,
+        attempts=attempts + 1,
+        reused_cache=reused,
+        publishes=publishes,
+        deleted=snapshots.retain(keep) if publishes else [],
     )
-
-
-def _prepare_cache(
-    snapshots: SnapshotStore, pointer: Pointer | None, cache: Path, store: EventStore
-) -> bool:
-    """Reuse the cache if it is at or past the pointer (and of this log), else pull."""
-    if (cache / STATE_FILE).is_file():
-        try:
-            with open_snapshot(cache, create=False) as snapshot:
-                check_same_log(store, snapshot)
-                if pointer is None or snapshot.state.checkpoint >= pointer.position:
-                    return True
-        except ProjectionConflict:
-            pass  # a cache of another log: replace it
-        shutil.rmtree(cache)
-    elif cache.exists():
-        shutil.rmtree(cache)
-    if pointer is not None:
-        snapshots.download(pointer.key, cache)
-    return False

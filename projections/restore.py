@@ -3,15 +3,17 @@ the log between the two. ``pull`` and ``rebuild --from-snapshot`` both come here
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import msgspec
 
-from projections.runner import catch_up
+from projections.runner import ProjectionConflict, catch_up, check_same_log
 from projections.snapshot_dir import open_snapshot
+from projections.state import STATE_FILE
 from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.digest import digest_directory
-from receipt_chroma.snapshots import SnapshotStore
+from receipt_chroma.snapshots import Pointer, SnapshotStore
 from receipt_events.store import EventStore
 
 
@@ -54,3 +56,25 @@ def restore(
         from_position=manifest.position,
         applied=applied,
     )
+
+
+def ensure_local_copy(
+    snapshots: SnapshotStore, pointer: Pointer | None, path: Path, store: EventStore
+) -> bool:
+    """Make ``path`` a snapshot directory at or past ``pointer``: reuse it if it already is (and
+    belongs to this log), else replace it with the pointer's snapshot (or leave it empty when
+    nothing is published). Returns whether the existing copy was reused."""
+    if (path / STATE_FILE).is_file():
+        try:
+            with open_snapshot(path, create=False) as snapshot:
+                check_same_log(store, snapshot)
+                if pointer is None or snapshot.state.checkpoint >= pointer.position:
+                    return True
+        except ProjectionConflict:
+            pass  # a copy of another log: replace it
+        shutil.rmtree(path)
+    elif path.exists():
+        shutil.rmtree(path)
+    if pointer is not None:
+        snapshots.download(pointer.key, path)
+    return False

@@ -234,3 +234,18 @@ def _newest_sequence_by_item(store: EventStore, *, after: int) -> dict[tuple[str
         if sequence > newest.get(item, -1):
             newest[item] = sequence
     return newest
+
+
+def lowest_unstored_sequence(records: list[InputRecord], stored_through: int) -> str | None:
+    """The lowest SequenceNumber among records an interrupted ingest did not store.
+
+    What a stream Lambda reports as its batch item failure: Lambda retries from there, and
+    records before it that were stored are harmless duplicates on the retry. None when no
+    unstored record carries a readable sequence number.
+    """
+    numbers = [
+        sequence
+        for record in records[stored_through:]
+        if (sequence := _identify(record.raw)[1]) is not None and sequence.isdigit()
+    ]
+    return min(numbers, key=int) if numbers else None

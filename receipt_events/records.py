@@ -221,3 +221,23 @@ def _image(raw: msgspec.Raw, name: str) -> bytes | None:
 def _region_from_arn(arn: str | None) -> str | None:
     parts = (arn or "").split(":")
     return parts[3] if len(parts) > 3 and parts[3] else None
+
+
+def records_from_lambda_event(event: object) -> list[InputRecord]:
+    """The records of a Lambda DynamoDB-stream event (``{"Records": [...]}``, already decoded).
+
+    Each record is re-encoded to JSON so it goes through exactly the same parsing (and, if
+    bad, is parked with exactly the same bytes) as a record read from a file.
+    """
+    if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+        raise UnreadableInput("lambda event", 1, 'expected an object {"Records": [...]}')
+    records = []
+    for index, record in enumerate(event["Records"]):
+        event_id = record.get("eventID") if isinstance(record, dict) else None
+        label = event_id if isinstance(event_id, str) and event_id else f"Records[{index}]"
+        try:
+            raw = msgspec.json.encode(record)
+        except (TypeError, msgspec.EncodeError) as error:  # not JSON data: park its repr
+            raw = f"not JSON-encodable ({error}): {record!r}".encode(errors="replace")
+        records.append(InputRecord(f"lambda:{label}", raw))
+    return records

@@ -1,0 +1,81 @@
+"""Build the stream processor's Lambda zip: ``build/stream-processor.zip``.
+
+The zip holds ``lambdas/stream_processor.py``, the ``receipt_events`` package without its
+command line, and the libraries they import (msgspec, eventsourcing with psycopg), installed
+as manylinux wheels for Lambda's Python 3.11 on x86_64. Nothing of chromadb, numpy,
+``receipt_chroma`` or ``projections`` goes in: this function only appends to the log.
+
+    python deploy/build_lambda_zip.py [--out build/stream-processor.zip]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ("msgspec>=0.19", "eventsourcing[postgres]==9.5.6", "psycopg[binary]>=3.2")
+EXCLUDED_PARTS = {"__pycache__", "cli"}  # the CLI (typer, rich) is not part of the function
+SOURCES = (
+    ("receipt_events", "receipt_events"),
+    ("lambdas/__init__.py", "lambdas/__init__.py"),
+    ("lambdas/stream_processor.py", "lambdas/stream_processor.py"),
+)
+
+
+def build(out: Path) -> Path:
+    with tempfile.TemporaryDirectory(prefix="lambda-zip-") as scratch:
+        target = Path(scratch)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                "--platform",
+                "manylinux2014_x86_64",
+                "--implementation",
+                "cp",
+                "--python-version",
+                "3.11",
+                "--only-binary=:all:",
+                *REQUIREMENTS,
+            ],
+            check=True,
+        )
+        for source, destination in SOURCES:
+            origin = ROOT / source
+            if origin.is_dir():
+                shutil.copytree(
+                    origin, target / destination, ignore=shutil.ignore_patterns(*EXCLUDED_PARTS)
+                )
+            else:
+                (target / destination).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, target / destination)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for path in sorted(target.rglob("*")):
+                relative = path.relative_to(target)
+                if path.is_file() and "__pycache__" not in relative.parts:
+                    archive.write(path, relative.as_posix())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "stream-processor.zip")
+    out = build(parser.parse_args().out)
+    print(f"{out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
