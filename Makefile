@@ -54,9 +54,13 @@ typecheck: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/receipt-events demo
 
-## bench: every benchmark in bench/, full size (see BENCHMARKS.md)
-bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+## bench: every benchmark in bench/, full size (see BENCHMARKS.md; BENCH_ARGS=--quick for a smoke run)
+BENCH_ARGS ?=
+bench: $(STAMP) tools
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/projection.py $(BENCH_ARGS)
+	$(BIN)/python bench/compaction.py $(BENCH_ARGS)
+	$(BIN)/python bench/lambda_cold.py $(BENCH_ARGS)
 
 ## lambda-zip: the stream processor's deployment zip (build/stream-processor.zip), no chromadb
 lambda-zip: $(STAMP)

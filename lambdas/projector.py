@@ -18,26 +18,10 @@ import msgspec
 from projections.projector import ProjectorConfig, parse_trigger, run_projector
 from receipt_chroma.lease import LockBusy
 from receipt_events.observability import emit_metrics, log
-from receipt_events.store import EventStore, open_store
+from receipt_events.store.cached import CachedStore
 
 FUNCTION = "projector"
-_store: EventStore | None = None  # kept across warm invocations
-
-
-def _open(config: ProjectorConfig) -> EventStore:
-    global _store
-    if _store is None:
-        _store = open_store(config.store)
-    return _store
-
-
-def _drop_store() -> None:
-    global _store
-    if _store is not None:
-        try:
-            _store.close()
-        finally:
-            _store = None
+_store = CachedStore()  # kept across warm invocations
 
 
 def _failed(wakeup_ids: list[str]) -> dict[str, Any]:
@@ -50,7 +34,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = ProjectorConfig.from_env(os.environ)
     request = getattr(context, "aws_request_id", None)
     try:
-        store = _open(config)
+        store = _store.get(config.store)
         result = run_projector(config, store, wakeup)
         head = store.head()
     except LockBusy as busy:
@@ -64,7 +48,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         emit_metrics(FUNCTION, {"StoodDown": 1})
         return _failed(wakeup.message_ids) if wakeup.trigger == "sqs" else {"status": "busy"}
     except Exception as error:
-        _drop_store()
+        _store.drop()
         log(
             "ERROR",
             "projector run failed",

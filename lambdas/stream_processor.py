@@ -16,28 +16,11 @@ from typing import Any
 from receipt_events.ingest import IngestInterrupted, ingest, lowest_unstored_sequence
 from receipt_events.observability import emit_metrics, log
 from receipt_events.records import records_from_lambda_event
-from receipt_events.store import EventStore, open_store
+from receipt_events.store.cached import CachedStore
 from receipt_events.wakeup import WAKE_QUEUE_ENV, send_wakeup
 
 FUNCTION = "stream_processor"
-_store: EventStore | None = None  # kept across warm invocations
-
-
-def _open() -> EventStore:
-    global _store
-    if _store is None:
-        _store = open_store(os.environ.get("RECEIPT_EVENTS_STORE"))
-    return _store
-
-
-def _drop_store() -> None:
-    """Forget a store that failed, so the next invocation reconnects."""
-    global _store
-    if _store is not None:
-        try:
-            _store.close()
-        finally:
-            _store = None
+_store = CachedStore()  # kept across warm invocations
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -45,10 +28,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = records_from_lambda_event(event)
     request = getattr(context, "aws_request_id", None)
     try:
-        summary = ingest(_open(), records)
+        summary = ingest(_store.get(os.environ.get("RECEIPT_EVENTS_STORE")), records)
     except Exception as error:  # the store failed (IngestInterrupted) or could not be opened
         stored = error.stored_through if isinstance(error, IngestInterrupted) else 0
-        _drop_store()
+        _store.drop()
         failed = lowest_unstored_sequence(records, stored)
         log(
             "ERROR",

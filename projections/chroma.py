@@ -21,6 +21,7 @@ from projections.fold import CollectionPlan, DeltaLoader, DeltaPolicy, DeltaProb
 from projections.snapshot_dir import SnapshotDirectory
 from receipt_chroma.client import ChromaDirectory
 from receipt_chroma.writer import delete, update_metadata, upsert
+from receipt_events import faults
 from receipt_events.store import Recorded
 
 WriteHook = Callable[[str, str, int], None]  # (operation, collection, records) after each call
@@ -126,6 +127,7 @@ class PlanWriter:
             self._before_first_write()
             self._before_first_write = None
         write(self._chroma.collection(name))  # type: ignore[arg-type]
+        faults.point("projection.after_chroma_write")
         if self._on_write is not None:
             self._on_write(operation, name, records)
 
@@ -188,6 +190,7 @@ def apply_batch(
         checkpoint=fold.last.position,
         checkpoint_event=fold.last.event.originator_id,
     )
+    faults.point("projection.after_state_commit")
     return (
         BatchResult(
             first=events[0].position,

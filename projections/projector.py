@@ -40,6 +40,8 @@ class ProjectorConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProjectorConfig:
+        if not env.get("RECEIPT_EVENTS_STORE"):
+            raise ConfigError("RECEIPT_EVENTS_STORE is not set (the event store's URL)")
         snapshots = env.get("RECEIPT_EVENTS_SNAPSHOTS")
         if not snapshots:
             raise ConfigError("RECEIPT_EVENTS_SNAPSHOTS is not set (s3://bucket/prefix)")

@@ -42,7 +42,7 @@ def publish_directory(
         }
         snapshot.seal()
         manifest = Manifest(
-            key=snapshot_key(position, digest.digest),
+            key=snapshot_key(position, digest.digest, token),
             position=position,
             projection_version=PROJECTION_VERSION,
             digest=digest.digest,

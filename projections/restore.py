@@ -63,7 +63,10 @@ def ensure_local_copy(
 ) -> bool:
     """Make ``path`` a snapshot directory at or past ``pointer``: reuse it if it already is (and
     belongs to this log), else replace it with the pointer's snapshot (or leave it empty when
-    nothing is published). Returns whether the existing copy was reused."""
+    nothing is published). Returns whether the existing copy was reused.
+
+    The pointer's snapshot is downloaded (and checked) beside the old copy, which is replaced
+    only then: a corrupt or missing snapshot is refused with the old copy left as it was."""
     if (path / STATE_FILE).is_file():
         try:
             with open_snapshot(path, create=False) as snapshot:
@@ -72,9 +75,14 @@ def ensure_local_copy(
                     return True
         except ProjectionConflict:
             pass  # a copy of another log: replace it
-        shutil.rmtree(path)
+    if pointer is not None:
+        pulled = path.with_name(f".{path.name}.pulled")
+        if pulled.exists():
+            shutil.rmtree(pulled)  # left by a run that stopped between download and swap
+        snapshots.download(pointer.key, pulled)
+        if path.exists():
+            shutil.rmtree(path)
+        pulled.rename(path)
     elif path.exists():
         shutil.rmtree(path)
-    if pointer is not None:
-        snapshots.download(pointer.key, path)
     return False

@@ -194,16 +194,26 @@ class S3DeltaSource:
             raise DeltaError(location, f"s3://{bucket}/{tarball_key} does not exist", missing=True)
         target = into / "delta"
         found = 0
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/"):
-            for item in page.get("Contents", []):
-                relative = PurePosixPath(item["Key"][len(prefix) + 1 :])
-                if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-                    raise DeltaError(location, f"unsafe key {item['Key']!r} under the delta prefix")
-                destination = target / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                self.client.download_file(bucket, item["Key"], str(destination))
-                found += 1
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+                for item in page.get("Contents", []):
+                    relative = PurePosixPath(item["Key"][len(prefix) + 1 :])
+                    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+                        raise DeltaError(
+                            location, f"unsafe key {item['Key']!r} under the delta prefix"
+                        )
+                    destination = target / relative
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    self.client.download_file(bucket, item["Key"], str(destination))
+                    found += 1
+        except ClientError as error:  # no bucket, a file gone meanwhile, access denied: not raw
+            code = str(error.response.get("Error", {}).get("Code"))
+            raise DeltaError(
+                location,
+                f"cannot read s3://{bucket}/{prefix}/: {error}",
+                missing=is_missing(error) or code == "NoSuchBucket",
+            ) from None
         if not found:
             raise DeltaError(location, f"nothing at s3://{bucket}/{prefix}/", missing=True)
         if not (target / "chroma.sqlite3").is_file():

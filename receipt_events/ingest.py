@@ -18,7 +18,13 @@ from receipt_events.attributes import AttributeValueError
 from receipt_events.changes import ChangeError, Skipped, Unchanged, detect
 from receipt_events.events import DomainEvent, Event
 from receipt_events.keys import KeyFormatError
-from receipt_events.records import InputRecord, RecordFormatError, parse_record
+from receipt_events.records import (
+    MAX_EVENT_ID_LENGTH,
+    MAX_SEQUENCE_NUMBER_DIGITS,
+    InputRecord,
+    RecordFormatError,
+    parse_record,
+)
 from receipt_events.store import EventStore, ParkedRecord, ParkedResolved, parked_id_for
 from receipt_events.store.parked import Resolution
 
@@ -75,7 +81,11 @@ def park_record(record: InputRecord, error: str) -> ParkedRecord:
 
 
 def _identify(raw: bytes) -> tuple[str | None, str | None]:
-    """Best-effort eventID and SequenceNumber of a record that failed to parse."""
+    """Best-effort eventID and SequenceNumber of a record that failed to parse.
+
+    An eventID the store could not index (over-long, or holding a NUL) is not used, since it
+    would be the parked record's identity: the record is parked under the hash of its bytes.
+    """
     try:
         document = msgspec.json.decode(raw)
     except Exception:
@@ -86,7 +96,11 @@ def _identify(raw: bytes) -> tuple[str | None, str | None]:
     body = document.get("dynamodb")
     sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
     return (
-        event_id if isinstance(event_id, str) and event_id else None,
+        event_id
+        if isinstance(event_id, str)
+        and 0 < len(event_id) <= MAX_EVENT_ID_LENGTH
+        and "\x00" not in event_id
+        else None,
         sequence if isinstance(sequence, str) and sequence else None,
     )
 
@@ -246,6 +260,9 @@ def lowest_unstored_sequence(records: list[InputRecord], stored_through: int) ->
     numbers = [
         sequence
         for record in records[stored_through:]
-        if (sequence := _identify(record.raw)[1]) is not None and sequence.isdigit()
+        if (sequence := _identify(record.raw)[1]) is not None
+        and sequence.isascii()
+        and sequence.isdigit()
+        and len(sequence) <= MAX_SEQUENCE_NUMBER_DIGITS
     ]
     return min(numbers, key=int) if numbers else None

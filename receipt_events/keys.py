@@ -28,6 +28,11 @@ class KeyFormatError(ValueError):
     """A PK/SK pair shaped like one of our entities but with a malformed part."""
 
 
+# The projection keeps ids in SQLite and Chroma as 64-bit integers: a larger one could be
+# logged but never projected (every catch-up would fail on it).
+MAX_ID = 2**63 - 1
+
+
 def _pad(number: int) -> str:
     return f"{number:05d}"
 
@@ -231,4 +236,6 @@ def _parse_id(text: str, what: str, sk: str) -> int:
         raise KeyFormatError(f"SK {sk[:80]!r}: {what} id has too many digits") from None
     if number <= 0:
         raise KeyFormatError(f"SK {sk!r}: {what} id must be positive")
+    if number > MAX_ID:
+        raise KeyFormatError(f"SK {sk[:80]!r}: {what} id is larger than {MAX_ID}")
     return number

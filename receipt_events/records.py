@@ -9,6 +9,7 @@ multi-line JSON document broken in the middle) is :class:`UnreadableInput`.
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import Any
 
 import msgspec
@@ -16,6 +17,13 @@ import msgspec
 from receipt_events.events import EventSource, StreamEventName
 
 _BOM = b"\xef\xbb\xbf"
+# AWS eventIDs are 32 hex digits. The store indexes them (the dedup key) as text, and
+# PostgreSQL refuses an index entry over ~2.7 kB and any NUL in text: such an eventID would
+# fail every append of its batch.
+MAX_EVENT_ID_LENGTH = 256
+# DynamoDB SequenceNumbers have at most 40 digits; redrive and batch failure reports compare
+# them as integers, and int() refuses more than 4300 digits.
+MAX_SEQUENCE_NUMBER_DIGITS = 128
 _BYTE_POSITION = re.compile(r"\(byte (\d+)\)")
 
 
@@ -174,9 +182,20 @@ def parse_record(raw: bytes) -> StreamRecord:
     body = wire.dynamodb
     if not wire.event_id:
         raise RecordFormatError("eventID is empty")
+    if len(wire.event_id) > MAX_EVENT_ID_LENGTH:
+        raise RecordFormatError(
+            f"eventID is {len(wire.event_id)} characters long (at most {MAX_EVENT_ID_LENGTH})"
+        )
+    if "\x00" in wire.event_id:
+        raise RecordFormatError("eventID contains a NUL character")
     if not body.sequence_number.isascii() or not body.sequence_number.isdigit():
         raise RecordFormatError(
             f"dynamodb.SequenceNumber {body.sequence_number[:40]!r} is not a decimal number"
+        )
+    if len(body.sequence_number) > MAX_SEQUENCE_NUMBER_DIGITS:
+        raise RecordFormatError(
+            f"dynamodb.SequenceNumber has {len(body.sequence_number)} digits "
+            f"(at most {MAX_SEQUENCE_NUMBER_DIGITS})"
         )
     region = wire.aws_region or _region_from_arn(wire.event_source_arn)
     if not region:
@@ -234,10 +253,20 @@ def records_from_lambda_event(event: object) -> list[InputRecord]:
     records = []
     for index, record in enumerate(event["Records"]):
         event_id = record.get("eventID") if isinstance(record, dict) else None
-        label = event_id if isinstance(event_id, str) and event_id else f"Records[{index}]"
-        try:
-            raw = msgspec.json.encode(record)
-        except (TypeError, msgspec.EncodeError) as error:  # not JSON data: park its repr
-            raw = f"not JSON-encodable ({error}): {record!r}".encode(errors="replace")
-        records.append(InputRecord(f"lambda:{label}", raw))
+        printable = isinstance(event_id, str) and event_id and event_id.isprintable()
+        label = event_id if printable else f"Records[{index}]"  # no NUL or lone surrogate
+        records.append(InputRecord(f"lambda:{label}", _encode_record(record)))
     return records
+
+
+def _encode_record(record: object) -> bytes:
+    try:
+        return msgspec.json.encode(record)
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as error:
+        # not JSON data (a non-JSON type, a lone surrogate, nesting past the encoder's limit):
+        # park its repr rather than fail the whole batch
+        try:
+            shown = repr(record)
+        except RecursionError:
+            shown = reprlib.repr(record)
+        return f"not JSON-encodable ({error}): {shown}".encode(errors="replace")

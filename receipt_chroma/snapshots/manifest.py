@@ -1,8 +1,10 @@
 """What a published snapshot is: its manifest, and the ``latest`` pointer that names one.
 
-A snapshot is stored under its own key, named by its log position and digest
-(``00000000000000012345-3f2a9c01b7d4e6a8``), so two snapshots never share a key and the same
-content always lands on the same one. Its manifest lists every file with its sha256 and size,
+A snapshot is stored under its own key, named by its log position, content digest and the
+fencing token of the publisher (``00000000000000012345-3f2a9c01b7d4e6a8-t7``). The token is
+what keeps two publishers apart: two builds of the same position have the same content but
+not the same file bytes, and a fenced-out publisher still uploading must never write into the
+key a newer publisher's pointer names. Its manifest lists every file with its sha256 and size,
 so a reader can refuse a corrupt or partial snapshot. The pointer names the current snapshot
 and carries the fencing token of the lock holder that published it.
 """
@@ -43,8 +45,8 @@ class Pointer(msgspec.Struct, frozen=True, kw_only=True):
     token: int
 
 
-def snapshot_key(position: int, digest: str) -> str:
-    return f"{position:020d}-{digest.removeprefix('sha256:')[:16]}"
+def snapshot_key(position: int, digest: str, token: int) -> str:
+    return f"{position:020d}-{digest.removeprefix('sha256:')[:16]}-t{token}"
 
 
 def file_entries(directory: Path, *, exclude: frozenset[str] = frozenset()) -> list[FileEntry]:

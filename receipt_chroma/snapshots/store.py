@@ -20,6 +20,7 @@ import msgspec
 
 from receipt_chroma.snapshots.backend import PointerConflict, SnapshotBackend, SnapshotMissing
 from receipt_chroma.snapshots.manifest import FileEntry, Manifest, Pointer, sha256_file
+from receipt_events import faults
 
 SNAPSHOTS = "snapshots"
 TRANSFER_THREADS = 4
@@ -151,6 +152,7 @@ class SnapshotStore:
                 except SnapshotMissing:
                     pass  # the parent was deleted meanwhile: send the file itself
             self.backend.put_file(target, directory / entry.path)
+            faults.point("publish.mid_upload")
             return entry.size
 
         with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
@@ -200,7 +202,9 @@ class SnapshotStore:
             token=manifest.token,
         )
         before_swap()
+        faults.point("publish.before_pointer")
         self.backend.write_pointer(msgspec.json.encode(pointer), expected)
+        faults.point("publish.after_pointer")
         return pointer
 
     def retain(self, keep: int) -> list[str]:

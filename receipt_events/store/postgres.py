@@ -17,6 +17,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from receipt_events import faults
 from receipt_events.store.url import PostgresTarget
 
 
@@ -53,6 +54,7 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
             self._notify_channel(cursor)
             cursor.execute(self.insert_new_statement, (rows,))
             inserted = {row["originator_id"]: row["notification_id"] for row in cursor.fetchall()}
+            faults.point("append.before_commit")
         return [inserted.get(str(s.originator_id)) for s in stored_events]
 
 

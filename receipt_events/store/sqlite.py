@@ -12,6 +12,8 @@ from pathlib import Path
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
+from receipt_events import faults
+
 LOCK_TIMEOUT_SECONDS = 30  # other processes appending to the same file wait this long
 
 
@@ -35,6 +37,7 @@ class SQLiteDedupRecorder(SQLiteApplicationRecorder):
                     (stored.originator_id, stored.originator_version, stored.topic, stored.state),
                 )
                 positions.append(raw.lastrowid if raw.rowcount == 1 else None)
+            faults.point("append.before_commit")
         return positions
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,29 +10,13 @@ import pytest
 
 from projections.compaction import compact, lock_name
 from projections.publish import publish_directory
+from projections.restore import restore
 from projections.runner import rebuild
-from receipt_chroma.lease import FileLocks, LockBusy, LockLost
-from receipt_chroma.snapshots import SnapshotStore
+from receipt_chroma.lease import Lease, LockBusy, LockLost, Locks
+from receipt_chroma.snapshots import FencedOut, PointerConflict, SnapshotStore
+from receipt_chroma.snapshots import store as store_module
 from tests.projection.helpers import Log, digest, project
-from tests.snapshots.conftest import History
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def locks(tmp_path: Path, clock: Clock) -> FileLocks:
-    return FileLocks(tmp_path / "locks", clock=clock)
+from tests.snapshots.conftest import Clock, History, Site
 
 
 def run(log: Log, snapshots: SnapshotStore, locks: Any, cache: Path, **options: Any) -> Any:
@@ -39,7 +24,7 @@ def run(log: Log, snapshots: SnapshotStore, locks: Any, cache: Path, **options: 
 
 
 def test_the_first_compaction_builds_from_the_log_and_publishes(
-    history: History, log: Log, snapshots: SnapshotStore, locks: FileLocks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
 ) -> None:
     result = run(log, snapshots, locks, tmp_path / "cache")
     head = log.store.head()
@@ -52,7 +37,7 @@ def test_the_first_compaction_builds_from_the_log_and_publishes(
 
 
 def test_nothing_new_publishes_nothing(
-    history: History, log: Log, snapshots: SnapshotStore, locks: FileLocks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
 ) -> None:
     first = run(log, snapshots, locks, tmp_path / "cache")
     listed = [m.key for m in snapshots.manifests()]
@@ -62,13 +47,18 @@ def test_nothing_new_publishes_nothing(
 
 
 def test_a_warm_cache_is_reused_and_a_cold_one_pulls_the_latest(
-    history: History, log: Log, snapshots: SnapshotStore, locks: FileLocks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
 ) -> None:
     run(log, snapshots, locks, tmp_path / "cache", to=history.positions[1])
     log.add(log.label(2, 1, "CASH", "VALID"))
     downloads: list[str] = []
     fetch = snapshots.backend.get_file
-    snapshots.backend.get_file = lambda key, target: (downloads.append(key), fetch(key, target))[1]  # type: ignore[method-assign]
+
+    def counted(key: str, target: Path) -> None:
+        downloads.append(key)
+        fetch(key, target)
+
+    snapshots.backend.get_file = counted  # type: ignore[method-assign]
     warm = run(log, snapshots, locks, tmp_path / "cache")
     assert (warm.reused_cache, warm.published, warm.applied) == (
         True,
@@ -88,7 +78,7 @@ def test_a_warm_cache_is_reused_and_a_cold_one_pulls_the_latest(
 
 
 def test_a_cache_behind_the_store_is_replaced_by_the_latest(
-    history: History, log: Log, snapshots: SnapshotStore, locks: FileLocks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
 ) -> None:
     run(log, snapshots, locks, tmp_path / "old-cache", to=history.positions[0])
     run(log, snapshots, locks, tmp_path / "other", to=history.positions[2])
@@ -98,7 +88,7 @@ def test_a_cache_behind_the_store_is_replaced_by_the_latest(
 
 
 def test_losing_the_pointer_swap_retries_from_the_new_base(
-    history: History, log: Log, snapshots: SnapshotStore, locks: FileLocks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
 ) -> None:
     """Another publisher lands between our read of the pointer and our swap: we start again
     from its snapshot, and the end state holds both its changes and ours."""
@@ -136,7 +126,7 @@ def test_losing_the_pointer_swap_retries_from_the_new_base(
 
 
 def test_a_second_compactor_is_refused_while_the_lock_is_held(
-    history: History, log: Log, snapshots: SnapshotStore, locks: FileLocks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
 ) -> None:
     held = locks.acquire(lock_name(snapshots), ttl=60)
     with pytest.raises(LockBusy):
@@ -149,7 +139,7 @@ def test_an_expired_holder_cannot_publish_after_a_newer_one(
     history: History,
     log: Log,
     snapshots: SnapshotStore,
-    locks: FileLocks,
+    locks: Locks,
     clock: Clock,
     tmp_path: Path,
 ) -> None:
@@ -163,8 +153,6 @@ def test_an_expired_holder_cannot_publish_after_a_newer_one(
     pointer, version = snapshots.pointer()
     with pytest.raises(LockLost):
         stale.check()
-    from receipt_chroma.snapshots import FencedOut, PointerConflict
-
     with pytest.raises((FencedOut, PointerConflict)):
         publish_directory(
             tmp_path / "a",
@@ -175,3 +163,157 @@ def test_an_expired_holder_cannot_publish_after_a_newer_one(
             before_swap=stale.check,
         )
     assert snapshots.pointer()[0] == pointer
+
+
+# -- an expired compactor against a newer one ------------------------------------------------
+
+TTL = 0.6  # seconds on the test clock; the keepers heartbeat every TTL / 3 seconds of real time
+
+
+class Blind:
+    """A lease whose holder cannot tell it lost the lock (it paused between its check and its
+    swap, or its clock lags): its checks and heartbeats pass without asking. The store's fencing
+    must stop it."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.name, self.owner, self.token = lease.name, lease.owner, lease.token
+        self.expires_at, self.ttl = lease.expires_at, lease.ttl
+
+    def heartbeat(self) -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
+    def release(self) -> None:
+        self.lease.release()
+
+
+class Recording:
+    """Locks that remember every lease they hand out (the real one, even when blinded)."""
+
+    def __init__(self, locks: Locks, *, blind: bool = False) -> None:
+        self.locks = locks
+        self.blind = blind
+        self.leases: list[Lease] = []
+
+    def acquire(self, name: str, *, ttl: float) -> Lease:
+        lease = self.locks.acquire(name, ttl=ttl)
+        self.leases.append(lease)
+        return Blind(lease) if self.blind else lease
+
+
+def before_upload(snapshots: SnapshotStore, hook: Any) -> None:
+    """Run ``hook`` once, when this store's first upload starts (after publish's own checks)."""
+    upload = snapshots.upload
+    done: list[bool] = []
+
+    def hooked(directory: Path, manifest: Any) -> int:
+        if not done:
+            done.append(True)
+            hook()
+        return upload(directory, manifest)
+
+    snapshots.upload = hooked  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("refusal", ["lock", "fence"])
+def test_an_expired_compactor_is_refused_and_its_rerun_keeps_every_change(
+    history: History, log: Log, site: Site, tmp_path: Path, refusal: str
+) -> None:
+    """A's lease runs out while it publishes (A paused); B takes the lock (a newer token),
+    compacts more of the log and publishes. A is refused: by its lock check (LockLost), or, for
+    a holder that cannot tell it lost the lock, by the store's fencing (FencedOut) once it has
+    retried from B's snapshot. A's heartbeat, real and from its keeper thread, never takes the
+    lock from B. The store keeps B's snapshot; A re-run starts from it and publishes every
+    change."""
+    run(log, site.store(), site.locks(), tmp_path / "seed", to=history.positions[0])
+    a_store, b_store = site.store(), site.store()
+    a_locks = Recording(site.locks(), blind=refusal == "fence")
+    b_locks = Recording(site.locks())
+    name = lock_name(a_store)
+    seen: dict[str, Any] = {}
+
+    def while_b_holds_the_lock() -> None:
+        a, b = a_locks.leases[0], b_locks.leases[0]
+        held = site.lock_record(name)
+        assert held is not None
+        assert (held.owner, held.token) == (b.owner, b.token)
+        assert b.token > a.token
+        with pytest.raises(LockLost):
+            a.heartbeat()
+        with pytest.raises(LockLost):
+            a.check()
+        time.sleep(TTL)  # A's keeper (and B's) heartbeat meanwhile
+        assert site.lock_record(name) == held
+        seen["held"] = held
+
+    before_upload(b_store, while_b_holds_the_lock)
+
+    def a_pauses_past_its_expiry() -> None:
+        site.clock.advance(TTL + 1)
+        log.add(log.label(2, 1, "CASH", "VALID"))
+        seen["b"] = run(log, b_store, b_locks, tmp_path / "b", ttl=TTL)
+        if refusal == "fence":
+            log.add(log.label(2, 1, "CASH", "INVALID"))  # so A, from B's base, has work to publish
+
+    before_upload(a_store, a_pauses_past_its_expiry)
+
+    with pytest.raises(LockLost if refusal == "lock" else FencedOut):
+        run(log, a_store, a_locks, tmp_path / "a", ttl=TTL)
+    b = seen["b"]
+    assert b.published
+    assert b.position == history.positions[-1] + 3  # the seed's head, and B's new event
+    pointer, _ = site.store().pointer()
+    assert pointer is not None
+    assert (pointer.key, pointer.position, pointer.token) == (b.key, b.position, b.token)
+    released = site.lock_record(name)
+    assert released is not None
+    assert (released.owner, released.token) == (None, seen["held"].token)  # B let go; A did not
+
+    log.add(log.label(1, 2, "LINE_TOTAL", "INVALID"))
+    again = run(log, a_store, site.locks(), tmp_path / "a", ttl=TTL)
+    assert again.published
+    assert again.token > b.token
+    assert again.position == log.store.head()
+    final, _ = site.store().pointer()
+    assert final is not None
+    assert final.key == again.key
+    assert site.store().manifest(again.key).parent == b.key
+    assert final.digest == rebuild(log.store, tmp_path / "rebuilt", log.deltas).digest
+    restored = restore(site.store(), tmp_path / "restored")
+    assert restored.digest == final.digest
+
+
+def test_a_fenced_out_publisher_still_uploading_never_damages_the_published_snapshot(
+    history: History,
+    log: Log,
+    site: Site,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A's lease runs out in the middle of its upload (after its Chroma database went up); B
+    compacts the same log to the same position, so to the same key, and publishes. A resumes,
+    uploads the rest and is refused at the swap. The snapshot the pointer names must still be
+    B's, whole: a reader pulls it and every file verifies."""
+    monkeypatch.setattr(store_module, "TRANSFER_THREADS", 1)  # A's upload, one file at a time
+    a_store, b_store = site.store(), site.store()
+    put_file = a_store.backend.put_file
+    seen: dict[str, Any] = {}
+
+    def a_pauses_after_its_database(key: str, source: Path) -> None:
+        put_file(key, source)
+        if key.endswith("/files/chroma/chroma.sqlite3") and not seen:
+            site.clock.advance(TTL + 1)
+            seen["b"] = run(log, b_store, site.locks(), tmp_path / "b", ttl=TTL)
+
+    a_store.backend.put_file = a_pauses_after_its_database  # type: ignore[method-assign]
+    with pytest.raises(LockLost):
+        run(log, a_store, site.locks(), tmp_path / "a", ttl=TTL)
+    b = seen["b"]
+    pointer, _ = site.store().pointer()
+    assert pointer is not None
+    assert (pointer.key, pointer.token) == (b.key, b.token)
+    restored = restore(site.store(), tmp_path / "restored")  # SnapshotCorrupt today
+    assert restored.digest == pointer.digest

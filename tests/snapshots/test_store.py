@@ -4,7 +4,9 @@ restore-to-position. Run on every backend (a local directory and S3 on the moto 
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,10 +16,13 @@ from projections.restore import restore
 from projections.runner import rebuild
 from receipt_chroma.snapshots import (
     FencedOut,
+    Manifest,
     NoSnapshot,
+    Pointer,
     PointerConflict,
     SnapshotCorrupt,
     SnapshotStore,
+    open_snapshot_store,
 )
 from receipt_chroma.snapshots.manifest import sha256_file
 from tests.projection.helpers import Log, digest, project
@@ -53,7 +58,9 @@ def test_publish_then_pull_gives_the_same_snapshot(
     assert (pointer.key, pointer.position, pointer.token) == (key, history.positions[-1], 1)
     assert manifest.position == history.positions[-1]
     assert manifest.digest == pointer.digest == digest(history.snapshot_at(history.positions[-1]))
-    assert key == f"{manifest.position:020d}-{manifest.digest.removeprefix('sha256:')[:16]}"
+    assert key == (
+        f"{manifest.position:020d}-{manifest.digest.removeprefix('sha256:')[:16]}-t{manifest.token}"
+    )
     assert manifest.counts == {"lines": 2, "words": 3}
     assert manifest.dimensions == {"lines": 8, "words": 8}
     assert manifest.parent is None
@@ -98,7 +105,7 @@ def test_two_publishers_from_the_same_base_one_wins(
     assert (
         snapshots.manifest(pointer.key).parent
         == snapshots.manifest(
-            f"{history.positions[1]:020d}-{digest(first).removeprefix('sha256:')[:16]}"
+            f"{history.positions[1]:020d}-{digest(first).removeprefix('sha256:')[:16]}-t2"
         ).key
     )
 
@@ -219,3 +226,248 @@ def test_a_snapshot_pulled_and_caught_up_continues_the_log(
     rebuilt = rebuild(log.store, tmp_path / "rebuilt", log.deltas)
     assert digest(tmp_path / "pulled") == rebuilt.digest
     shutil.rmtree(tmp_path / "rebuilt")
+
+
+# -- a real race on the pointer --------------------------------------------------------------
+
+RACE_ROUNDS = 30
+
+
+def manifest_of(directory: Path, scratch: Path, *, token: int) -> Manifest:
+    """The manifest ``publish_directory`` makes for a directory (published to a scratch store)."""
+    manifest, _ = publish_directory(
+        directory, open_snapshot_store(str(scratch)), token=token, parent=None, expected=None
+    )
+    return manifest
+
+
+def race(contenders: dict[int, tuple[SnapshotStore, Path, Manifest]]) -> dict[int, object]:
+    """Each contender, on its own thread: read the pointer, then publish from that version.
+    What each got: its new Pointer, or the exception it raised."""
+    outcomes: dict[int, object] = {}
+
+    def contend(token: int) -> None:
+        store, directory, manifest = contenders[token]
+        try:
+            _, version = store.pointer()
+            outcomes[token] = store.publish(directory, manifest, expected=version)
+        except BaseException as error:
+            outcomes[token] = error
+
+    threads = [threading.Thread(target=contend, args=(token,)) for token in contenders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
+def test_concurrent_publishers_from_one_base_exactly_one_wins_every_round(
+    snapshots: SnapshotStore, history: History, tmp_path: Path
+) -> None:
+    """Two publishers (each with its own store handle, as two processes) read the same pointer
+    version, upload, and swap at the same moment: a barrier inside ``write_pointer`` releases
+    both into the real conditional write together. Every round exactly one swap succeeds and the
+    other gets PointerConflict; the pointer names the winner. Even rounds race for the very first
+    pointer (S3 ``If-None-Match``), odd rounds from a published base (``If-Match``)."""
+    base_directory = history.snapshot_at(history.positions[0])
+    base = manifest_of(base_directory, tmp_path / "scratch", token=1)
+    barrier = threading.Barrier(2, timeout=60)
+    contenders: dict[int, tuple[SnapshotStore, Path, Manifest]] = {}
+    for token, position in ((2, history.positions[1]), (3, history.positions[2])):
+        directory = history.snapshot_at(position)
+        handle = open_snapshot_store(snapshots.url)
+        write_pointer = handle.backend.write_pointer
+
+        def at_the_same_moment(
+            data: bytes, expected: str | None, write_pointer: Any = write_pointer
+        ) -> None:
+            barrier.wait()
+            write_pointer(data, expected)
+
+        handle.backend.write_pointer = at_the_same_moment  # type: ignore[method-assign]
+        manifest = manifest_of(directory, tmp_path / f"scratch-{token}", token=token)
+        contenders[token] = (handle, directory, manifest)
+
+    snapshots.publish(base_directory, base, expected=None)  # uploaded once, pointed at often
+    base_pointer = snapshots.backend.read_pointer()
+    assert base_pointer is not None
+    wins = dict.fromkeys(contenders, 0)
+    for round_ in range(RACE_ROUNDS):
+        snapshots.backend.delete(["latest.json"])
+        parent = None
+        if round_ % 2:
+            snapshots.backend.write_pointer(base_pointer[0], None)
+            parent = base.key
+        racing = {
+            token: (handle, directory, msgspec.structs.replace(manifest, parent=parent))
+            for token, (handle, directory, manifest) in contenders.items()
+        }
+        outcomes = race(racing)
+        assert not barrier.broken, f"round {round_}: {outcomes}"
+        assert barrier.n_waiting == 0, f"round {round_}: {outcomes}"
+        won = [token for token, outcome in outcomes.items() if isinstance(outcome, Pointer)]
+        lost = [token for token, outcome in outcomes.items() if type(outcome) is PointerConflict]
+        assert (len(won), len(lost)) == (1, 1), f"round {round_}: {outcomes}"
+        winner = racing[won[0]][2]
+        pointer, _ = snapshots.pointer()
+        assert pointer == outcomes[won[0]]
+        assert pointer is not None
+        assert (pointer.key, pointer.position, pointer.token) == (
+            winner.key,
+            winner.position,
+            won[0],
+        )
+        assert snapshots.manifest(winner.key).parent == parent
+        wins[won[0]] += 1
+    assert sum(wins.values()) == RACE_ROUNDS
+
+
+# -- publishing only what changed ----------------------------------------------------------
+
+
+class Transfers:
+    """Spies on a store: the keys its backend sent and copied, and what ``upload`` returned."""
+
+    def __init__(self, snapshots: SnapshotStore) -> None:
+        self.sent: list[str] = []
+        self.copied: list[tuple[str, str]] = []
+        self.uploads: list[int] = []
+        backend = snapshots.backend
+        put_file, copy, upload = backend.put_file, backend.copy, snapshots.upload
+
+        def spy_put_file(key: str, source: Path) -> None:
+            self.sent.append(key)
+            put_file(key, source)
+
+        def spy_copy(source: str, target: str) -> None:
+            copy(source, target)
+            self.copied.append((source, target))  # only copies that happened
+
+        def spy_upload(directory: Path, manifest: Manifest) -> int:
+            self.uploads.append(upload(directory, manifest))
+            return self.uploads[-1]
+
+        backend.put_file = spy_put_file  # type: ignore[method-assign]
+        backend.copy = spy_copy  # type: ignore[method-assign]
+        snapshots.upload = spy_upload  # type: ignore[method-assign]
+
+
+def files(key: str, paths: set[str]) -> list[str]:
+    return sorted(f"snapshots/{key}/files/{path}" for path in paths)
+
+
+BIG = 1100  # past Chroma's HNSW sync threshold (1000): below it, every read rewrites the index
+
+
+def test_a_metadata_only_catch_up_publishes_only_the_changed_files(
+    snapshots: SnapshotStore, log: Log, tmp_path: Path
+) -> None:
+    """A label changes word metadata only: Chroma's vector files (a persisted HNSW index, and
+    every other unchanged file) are copied inside the store from the parent snapshot, not sent
+    again; the snapshot pulled back still verifies file by file and equals a rebuild."""
+    lines = {line: f"L{line}" for line in range(1, BIG + 1)}
+    before = log.add(log.run("big", lines=lines, words={(1, 1): "TOTAL", (2, 1): "CASH"}))[-1]
+    after = log.add(log.label(1, 1, "TOTAL", "VALID"))[-1]
+    work = tmp_path / "work"
+    project(log.store, work, log.deltas, to=before)
+    parent_key = publish(snapshots, work)
+    parent = {entry.path: entry.sha256 for entry in snapshots.manifest(parent_key).files}
+    project(log.store, work, log.deltas, to=after)  # one label: metadata only
+
+    transfers = Transfers(snapshots)
+    key = publish(snapshots, work, token=2)
+    manifest = snapshots.manifest(key)
+    assert manifest.parent == parent_key
+    unchanged = {entry.path for entry in manifest.files if parent.get(entry.path) == entry.sha256}
+    changed = {entry.path for entry in manifest.files} - unchanged
+    # the lines collection's whole persisted HNSW index is untouched; the databases changed
+    index = {"data_level0.bin", "header.bin", "index_metadata.pickle", "length.bin"}
+    untouched = {
+        path.rsplit("/", 1)[0]
+        for path in unchanged
+        if path.endswith("/data_level0.bin")
+        and {f"{path.rsplit('/', 1)[0]}/{name}" for name in index} <= unchanged
+    }
+    assert len(untouched) >= 1, sorted(unchanged)
+    assert {"state.sqlite3", "chroma/chroma.sqlite3"} <= changed
+
+    assert sorted(transfers.copied) == list(
+        zip(files(parent_key, unchanged), files(key, unchanged), strict=True)
+    )
+    assert sorted(transfers.sent) == files(key, changed)
+    sizes = {entry.path: entry.size for entry in manifest.files}
+    assert transfers.uploads == [sum(sizes[path] for path in changed)]
+    assert sum(sizes[path] for path in unchanged) > 100_000  # the vectors were not sent
+
+    pulled = restore(snapshots, tmp_path / "pulled")
+    assert (pulled.from_key, pulled.position) == (key, after)
+    rebuilt = rebuild(log.store, tmp_path / "rebuilt", log.deltas, to=after)
+    assert pulled.digest == manifest.digest == rebuilt.digest
+
+
+@pytest.mark.parametrize("when", ["before the upload", "during the upload"])
+def test_a_parent_deleted_by_retention_meanwhile_means_the_files_are_sent(
+    snapshots: SnapshotStore, history: History, log: Log, tmp_path: Path, when: str
+) -> None:
+    """Our manifest names the parent it started from; a rival then publishes a newer snapshot
+    and its retention deletes that parent, before our upload starts or after our upload read
+    the parent's manifest. Every file we meant to copy is sent instead, the snapshot we
+    uploaded is complete (it verifies), and our swap loses to the rival's newer pointer."""
+    work = tmp_path / "work"
+    project(log.store, work, log.deltas, to=history.positions[0])
+    parent_key = publish(snapshots, work)
+    project(log.store, work, log.deltas, to=history.positions[1])
+    pointer, version = snapshots.pointer()
+    assert pointer is not None
+
+    rival = open_snapshot_store(snapshots.url)
+
+    def rival_publishes_and_retains() -> None:
+        rival_pointer, rival_version = rival.pointer()
+        assert rival_pointer is not None
+        publish_directory(
+            history.snapshot_at(history.positions[2]),
+            rival,
+            token=3,
+            parent=rival_pointer.key,
+            expected=rival_version,
+        )
+        assert rival.retain(1) == [parent_key]
+
+    transfers = Transfers(snapshots)
+    if when == "before the upload":
+        upload = snapshots.upload
+
+        def retained_then_upload(directory: Path, manifest: Manifest) -> int:
+            rival_publishes_and_retains()
+            return upload(directory, manifest)
+
+        snapshots.upload = retained_then_upload  # type: ignore[method-assign]
+    else:
+        parent_files = snapshots._parent_files
+
+        def read_parent_then_retained(manifest: Manifest) -> dict[str, str]:
+            inherited = parent_files(manifest)
+            assert inherited, "the parent's manifest was read"
+            rival_publishes_and_retains()
+            return inherited
+
+        snapshots._parent_files = read_parent_then_retained  # type: ignore[method-assign]
+
+    with pytest.raises(PointerConflict):
+        publish_directory(work, snapshots, token=2, parent=pointer.key, expected=version)
+    ours = [m for m in snapshots.manifests() if m.position == history.positions[1]]
+    assert len(ours) == 1
+    manifest = ours[0]
+    assert manifest.parent == parent_key
+    assert transfers.copied == []
+    assert sorted(transfers.sent) == files(manifest.key, {e.path for e in manifest.files})
+    assert transfers.uploads == [sum(entry.size for entry in manifest.files)]
+
+    snapshots.download(manifest.key, tmp_path / "ours")  # every file checked
+    rebuilt = rebuild(log.store, tmp_path / "rebuilt", log.deltas, to=history.positions[1])
+    assert digest(tmp_path / "ours") == manifest.digest == rebuilt.digest
+    current, _ = snapshots.pointer()
+    assert current is not None
+    assert current.position == history.positions[2]

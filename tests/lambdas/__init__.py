@@ -1,0 +1,1 @@
+"""End-to-end tests of the two Lambda handlers over HTTP (DynamoDB Local, moto, PostgreSQL)."""
