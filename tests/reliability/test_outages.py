@@ -1,0 +1,594 @@
+"""Real outages in the middle of the work: PostgreSQL cut mid-append, S3 failing mid-publish.
+
+**PostgreSQL cut mid-append.** The stream Lambda handler (``lambdas.stream_processor``, in this
+process, as a warm container) reaches PostgreSQL through a TCP proxy that watches the
+client's bytes for the event store's append statement and, on the k-th one, cuts:
+
+* ``insert``: before the INSERT reaches the server (nothing of it happens);
+* ``after_insert``: when the server answers the INSERT (rows written, transaction open: the
+  server rolls it back when the connection drops);
+* ``commit``: when the server answers the COMMIT (the batch *is* stored; the client never
+  hears so, the ambiguous case);
+
+and stays down (new connections refused), so the store's own retries fail too: the batch
+must be reported failed from its lowest SequenceNumber. The ESM then redelivers from there
+with the database back. ``commit_blip`` cuts only that one connection after the COMMIT: the
+store's retry must succeed without reporting anything. In every mode each event ends up
+stored exactly once, in stream order (compared with a clean ingest in another store).
+
+**S3 failing mid-publish.** A compactor (the CLI, as a subprocess) publishes through an HTTP
+proxy in front of the moto server that answers real 5xx errors: every snapshot-file PUT from
+the k-th on (``files``), the manifest PUT (``manifest``), the pointer PUT (``pointer``), or
+the pointer PUT applied by moto and answered 500 anyway (``pointer_ambiguous``). The publish
+must fail (or, ambiguous, end at its own complete snapshot), no partial snapshot may become
+visible (the pointer names a complete snapshot, every listed manifest verifies, pull works),
+and once S3 is healthy a retry publishes a complete snapshot equal to a clean rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import random
+import socket
+import subprocess
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import pytest
+
+import lambdas.stream_processor
+from receipt_events.ingest import ingest
+from receipt_events.records import records_from_lambda_event
+from receipt_events.store import EventStore, open_store
+from receipt_events.synthetic import HistoryConfig, generate_history
+from tests.conftest import POSTGRES_HOST, POSTGRES_PORT
+from tests.reliability.conftest import PROFILE, SEEDS, record_case
+from tests.reliability.test_crash import (
+    CLI,
+    SeedData,
+    Site,
+    compact_once,
+    final_checks,
+    pulled_digest,
+    read_events,
+    run_in_process,
+    seed_built,
+    step_argv,
+    unverifiable_snapshots,
+)
+
+STREAM_BATCH = 20  # records per Lambda invocation
+APPEND_STATEMENT = b"DO NOTHING RETURNING originator_id, notification_id"  # insert_new's SQL
+
+
+def _seeds_for(modes: list[str]) -> list[Any]:
+    """Every mode with every seed (deep), or each mode with one seed, in turn (fast)."""
+    cases = []
+    for index, mode in enumerate(modes):
+        seeds = SEEDS if PROFILE.every_variant else [SEEDS[index % len(SEEDS)]]
+        cases += [pytest.param(mode, seed, id=f"{mode}#{seed}") for seed in seeds]
+    return cases
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class _Connection:
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.await_commit = False
+        self.cut_on_reply = False
+
+
+class CuttingProxy:
+    """127.0.0.1:<port> → PostgreSQL, cutting the ``nth`` append mid-flight (see the module
+    docstring for the modes). After the cut it refuses new connections until :meth:`reopen`,
+    except in ``commit_blip`` mode, which cuts only the connection in flight."""
+
+    def __init__(self, target: tuple[str, int], mode: str, nth: int) -> None:
+        self.target = target
+        self.mode = mode
+        self.nth = nth
+        self.port = 0
+        self.appends_seen = 0
+        self.cuts = 0
+        self._listener: socket.socket | None = None
+        self._connections: list[_Connection] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> int:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self.port
+
+    reopen = open
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            if self._listener is not listener:  # shut meanwhile: refuse
+                client.close()
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            connection = _Connection(client, upstream)
+            with self._lock:
+                if self._listener is not listener:
+                    self._close(connection)
+                    return
+                self._connections.append(connection)
+            threading.Thread(target=self._to_server, args=(connection,), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(connection,), daemon=True).start()
+
+    def _to_server(self, connection: _Connection) -> None:
+        try:
+            while data := connection.client.recv(65536):
+                cut = False
+                with self._lock:
+                    if self.cuts == 0 and APPEND_STATEMENT in data:
+                        self.appends_seen += 1
+                        if self.appends_seen == self.nth:
+                            if self.mode == "insert":
+                                cut = True
+                            elif self.mode == "after_insert":
+                                connection.cut_on_reply = True
+                            else:  # commit, commit_blip
+                                connection.await_commit = True
+                    elif connection.await_commit and b"COMMIT" in data:
+                        connection.await_commit = False
+                        connection.cut_on_reply = True
+                if cut:
+                    self._cut(connection)
+                    return
+                connection.upstream.sendall(data)
+        except OSError:
+            pass
+        self._close(connection)
+
+    def _to_client(self, connection: _Connection) -> None:
+        try:
+            while data := connection.upstream.recv(65536):
+                if connection.cut_on_reply:
+                    self._cut(connection)
+                    return
+                connection.client.sendall(data)
+        except OSError:
+            pass
+        self._close(connection)
+
+    def _cut(self, connection: _Connection) -> None:
+        with self._lock:
+            self.cuts += 1
+        if self.mode == "commit_blip":
+            self._close(connection)
+        else:
+            self.shut()
+
+    def _close(self, connection: _Connection) -> None:
+        for sock in (connection.client, connection.upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def shut(self) -> None:
+        """Stop listening and cut every connection."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            connections, self._connections = self._connections, []
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            listener.close()
+        for connection in connections:
+            self._close(connection)
+
+
+@pytest.fixture
+def warm_handler() -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
+    """The stream handler as one warm container: its kept store is dropped around the test."""
+    module = lambdas.stream_processor
+    _drop_warm_store(module)
+    context = types.SimpleNamespace(aws_request_id="reliability-outage")
+    yield lambda event: module.handler(event, context)
+    _drop_warm_store(module)
+
+
+def _drop_warm_store(module: Any) -> None:
+    kept = getattr(module, "_store", None)
+    if hasattr(kept, "drop"):
+        kept.drop()
+    elif hasattr(module, "_drop_store"):
+        module._drop_store()
+
+
+def _sequence(record: dict[str, Any]) -> str:
+    return str(record["dynamodb"]["SequenceNumber"])
+
+
+@pytest.mark.parametrize(
+    ("mode", "seed"), _seeds_for(["insert", "after_insert", "commit", "commit_blip"])
+)
+def test_postgres_cut_mid_append_is_retried_from_the_lowest_sequence_and_stored_once(
+    mode: str,
+    seed: int,
+    postgres_url: str,
+    warm_handler: Callable[[dict[str, Any]], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history = generate_history(
+        HistoryConfig(seed=seed, receipts=4, lines_per_receipt=(2, 4), redelivery_rate=0.0)
+    )
+    records = history.records
+    assert [int(_sequence(r)) for r in records] == sorted(int(_sequence(r)) for r in records)
+    nth = random.Random(f"pg-cut:{mode}#{seed}").randint(1, 3)
+    proxy = CuttingProxy((POSTGRES_HOST, POSTGRES_PORT), mode, nth)
+    port = proxy.open()
+    direct = f"{POSTGRES_HOST}:{POSTGRES_PORT}"
+    assert direct in postgres_url
+    through = postgres_url.replace(direct, f"127.0.0.1:{port}") + "&connect_timeout=0.5"
+    monkeypatch.setenv("RECEIPT_EVENTS_STORE", through)
+    monkeypatch.delenv("RECEIPT_EVENTS_WAKE_QUEUE", raising=False)
+    monkeypatch.delenv("RECEIPT_EVENTS_FAULT", raising=False)
+
+    clean = open_store(f"memory://outage-clean-{mode}-{seed}")
+    ingest(clean, records_from_lambda_event({"Records": records}))
+    clean_events = [(r.event.originator_id, msgspec.json.encode(r.event)) for r in clean.read()]
+    clean.close()
+
+    row: dict[str, Any] = {"mode": mode, "seed": seed, "cut_at_append": nth, "outcome": "error"}
+    problems: list[str] = []
+    try:
+        failures = _deliver(records, warm_handler, proxy, postgres_url, clean_events, problems)
+        capsys.readouterr()
+        row["reported_failures"] = failures
+        row["cuts"] = proxy.cuts
+        if proxy.cuts != 1:
+            problems.append(f"the proxy cut {proxy.cuts} times, not once: the test proved nothing")
+        expected_failures = 0 if mode == "commit_blip" else 1
+        if failures != expected_failures:
+            problems.append(f"{failures} batches were reported failed, not {expected_failures}")
+        events = read_events(postgres_url)
+        ids = [originator for originator, _ in events]
+        row["events"] = len(events)
+        row["lost_updates"] = len({i for i, _ in clean_events} - set(ids))
+        row["doubled"] = len(ids) - len(set(ids))
+        if events != clean_events:
+            row["divergences"] = 1
+            problems.append(
+                f"the log differs from a clean ingest: {len(events)} events vs "
+                f"{len(clean_events)}, {row['lost_updates']} missing, {row['doubled']} doubled"
+            )
+        row["outcome"] = "; ".join(problems) or "stored once"
+    except BaseException as error:
+        row["outcome"] = f"error: {type(error).__name__}: {error}"
+        row["crashes"] = 1
+        raise
+    finally:
+        proxy.shut()
+        record_case(f"outage/postgres-cut/{mode}", **row)
+    assert not problems, "\n".join(problems)
+
+
+def _deliver(
+    records: list[dict[str, Any]],
+    handler: Callable[[dict[str, Any]], dict[str, Any]],
+    proxy: CuttingProxy,
+    direct_url: str,
+    clean_events: list[tuple[str, bytes]],
+    problems: list[str],
+) -> int:
+    """Deliver the stream in batches as the ESM does, retrying from a reported failure."""
+    direct = open_store(direct_url)  # the test's own view of the log, not through the proxy
+    try:
+        return _deliver_all(records, handler, proxy, direct, clean_events, problems)
+    finally:
+        direct.close()
+
+
+def _log(store: EventStore) -> list[tuple[str, bytes]]:
+    return [(r.event.originator_id, msgspec.json.encode(r.event)) for r in store.iter_events()]
+
+
+def _deliver_all(
+    records: list[dict[str, Any]],
+    handler: Callable[[dict[str, Any]], dict[str, Any]],
+    proxy: CuttingProxy,
+    direct: EventStore,
+    clean_events: list[tuple[str, bytes]],
+    problems: list[str],
+) -> int:
+    start, failures = 0, 0
+    while start < len(records):
+        batch = records[start : start + STREAM_BATCH]
+        head = direct.head()
+        response = handler({"Records": batch})
+        reported = response["batchItemFailures"]
+        if not reported:
+            start += len(batch)
+            continue
+        failures += 1
+        [failure] = reported
+        lowest = min((_sequence(record) for record in batch), key=int)
+        if failure["itemIdentifier"] != lowest:
+            problems.append(
+                f"the failed batch was reported from {failure['itemIdentifier']}, "
+                f"not from its lowest SequenceNumber {lowest}"
+            )
+        after = _log(direct)
+        if after != clean_events[: len(after)]:
+            problems.append("after the cut the log is not a prefix of the clean log")
+        if proxy.mode in ("insert", "after_insert") and direct.head() != head:
+            problems.append(f"{proxy.mode}: the cut batch left events in the log")
+        if failures > 3:
+            problems.append("the batch keeps failing after the database came back")
+            return failures
+        proxy.reopen()  # the database is back; the ESM retries from the reported record
+        start = next(
+            index
+            for index in range(start, len(records))
+            if _sequence(records[index]) == failure["itemIdentifier"]
+        )
+    return failures
+
+
+# --------------------------------------------------------------------------- S3
+
+
+class FailingS3:
+    """An HTTP proxy in front of the moto server that answers 5xx to chosen S3 requests."""
+
+    def __init__(self, target_url: str, mode: str, nth: int) -> None:
+        self.target = urlsplit(target_url)
+        self.mode = mode
+        self.nth = nth
+        self.healthy = False
+        self.file_puts = 0
+        self.failed: list[str] = []  # "METHOD path status" of each request failed
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy.handle(self)
+
+            do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _verdict(self, method: str, path: str) -> tuple[int | None, bool]:
+        """(status to answer instead of moto's, whether moto still gets the request)."""
+        if self.healthy or method != "PUT":
+            return None, True
+        target = {"manifest": "/manifest.json"}.get(self.mode, "/latest.json")
+        with self._lock:
+            if "/files/" in path:
+                self.file_puts += 1
+                if self.mode == "files" and self.file_puts >= self.nth:
+                    return 503, False
+                return None, True
+            if self.mode in ("manifest", "pointer") and path.endswith(target):
+                return 500, False
+            pointer_failed = any("latest.json" in failed for failed in self.failed)
+            if self.mode == "pointer_ambiguous" and path.endswith(target) and not pointer_failed:
+                return 500, True  # moto applies it, the client hears an error
+        return None, True
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        body = _read_body(request)
+        status, forward = self._verdict(request.command, request.path)
+        response: tuple[int, list[tuple[str, str]], bytes] | None = None
+        if forward:
+            response = self._forward(request, body)
+        if status is not None:
+            with self._lock:
+                self.failed.append(f"{request.command} {request.path} {status}")
+            code = "SlowDown" if status == 503 else "InternalError"
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>injected by the reliability suite</Message></Error>"
+            ).encode()
+            response = (status, [("Content-Type", "application/xml")], payload)
+        assert response is not None
+        status_code, headers, payload = response
+        request.send_response(status_code)
+        for name, value in headers:
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                request.send_header(name, value)
+        if request.command == "HEAD":
+            length = {k.lower(): v for k, v in headers}.get("content-length", "0")
+            request.send_header("Content-Length", length)
+            request.end_headers()
+            return
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    def _forward(
+        self, request: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
+        try:
+            connection.putrequest(
+                request.command, request.path, skip_host=True, skip_accept_encoding=True
+            )
+            for name, value in request.headers.items():
+                connection.putheader(name, value)
+            connection.endheaders(body if body else None)
+            answer = connection.getresponse()
+            payload = answer.read()
+            return answer.status, answer.getheaders(), payload
+        finally:
+            connection.close()
+
+
+def _read_body(request: BaseHTTPRequestHandler) -> bytes:
+    """The request body as sent (a chunked body verbatim, chunk framing and trailers kept)."""
+    if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        raw = b""
+        while True:
+            size_line = request.rfile.readline()
+            raw += size_line
+            size = int(size_line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    line = request.rfile.readline()
+                    raw += line
+                    if line in (b"\r\n", b"\n", b""):
+                        return raw
+            raw += request.rfile.read(size + 2)
+    length = int(request.headers.get("Content-Length") or 0)
+    return request.rfile.read(length) if length else b""
+
+
+@pytest.fixture(scope="session")
+def outage_seeds(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], SeedData]:
+    return lambda seed: seed_built(seed, tmp_path_factory)
+
+
+@pytest.mark.parametrize(
+    ("mode", "seed"), _seeds_for(["files", "manifest", "pointer", "pointer_ambiguous"])
+)
+def test_s3_errors_mid_publish_show_no_partial_snapshot_and_a_retry_publishes(
+    mode: str,
+    seed: int,
+    tmp_path: Path,
+    s3_bucket: str,
+    lock_table: str,
+    aws_env: Any,
+    outage_seeds: Callable[[int], SeedData],
+) -> None:
+    data = outage_seeds(seed)
+    site = Site(
+        tmp_path,
+        "sqlite:///" + str(tmp_path / "events.db"),
+        f"s3://{s3_bucket}/snapshots",
+        data.deltas,
+        lock_table,
+    )
+    row: dict[str, Any] = {"mode": mode, "seed": seed, "outcome": "error", "divergence": False}
+    problems: list[str] = []
+    proxy = FailingS3(aws_env.moto_url, mode, 1)
+    try:
+        for step in ("ingest1", "compact", "ingest2"):
+            run_in_process(step, site, data)
+        snapshots = site.snapshot_store()
+        pointer_before, _ = snapshots.pointer()
+        assert pointer_before is not None
+        # which file PUT starts the outage (a publish sends ten files, or copies them)
+        proxy.nth = random.Random(f"s3:{mode}#{seed}").randint(1, 4)
+        row["fail_from_file_put"] = proxy.nth if mode == "files" else None
+
+        failed = _compact_through(site, data, proxy)
+        row["failed_requests"] = len(proxy.failed)
+        row["publish_exit"] = failed.returncode
+        row["publish_said"] = (failed.stderr.strip() or failed.stdout.strip())[:300]
+        if not proxy.failed:
+            problems.append("the proxy failed no request: the test proved nothing")
+        if mode == "pointer_ambiguous":
+            # the pointer did move (moto applied it): the publish may say so or not, but the
+            # pointer must name the new, complete snapshot
+            pointer, _ = snapshots.pointer()
+            if pointer is None or pointer.position <= pointer_before.position:
+                problems.append(f"the applied pointer write is not visible: {pointer}")
+        else:
+            if failed.returncode == 0:
+                problems.append(f"the publish succeeded through {mode} errors: {failed.stdout}")
+            elif "Traceback" in failed.stderr:
+                problems.append(f"the failed publish printed a traceback: {failed.stderr}")
+            pointer, _ = snapshots.pointer()
+            if pointer != pointer_before:
+                problems.append(f"the pointer moved to {pointer} in a failed publish")
+        problems += _visible_state_is_complete(site, tmp_path / "after-failure")
+        owner, _ = site.lock_record()
+        if owner is not None:
+            problems.append(f"the failed publisher left the lock held by {owner}")
+
+        # S3 is healthy again: the rest of the stream arrives, a retry publishes everything
+        proxy.healthy = True
+        run_in_process("ingest3", site, data)
+        retried = compact_once(site)
+        if not retried.published:
+            problems.append(f"the retry published nothing: {retried}")
+        problems += final_checks(data, site, row)
+        row["outcome"] = "; ".join(problems) or "no partial snapshot; retry published"
+    except BaseException as error:
+        row["outcome"] = f"error: {type(error).__name__}: {error}"
+        row["crashes"] = 1
+        raise
+    finally:
+        proxy.close()
+        row["divergences"] = int(bool(row.pop("divergence")))
+        record_case(f"outage/s3-errors/{mode}", **row)
+    assert not problems, "\n".join(problems)
+
+
+def _compact_through(
+    site: Site, data: SeedData, proxy: FailingS3
+) -> subprocess.CompletedProcess[str]:
+    """A compactor subprocess whose S3 requests go through the failing proxy."""
+    env = site.env(None)
+    env["AWS_ENDPOINT_URL_S3"] = proxy.url
+    if not proxy.healthy:  # each failing request is retried once, not four times: quicker
+        env.update(AWS_RETRY_MODE="standard", AWS_MAX_ATTEMPTS="2")
+    argv = [str(CLI), *(str(arg) for arg in step_argv("compact", site, data))]
+    started = time.monotonic()
+    result = subprocess.run(
+        argv,
+        env=env,
+        cwd=site.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    site.runs.append(f"compact via failing S3 ({time.monotonic() - started:.1f} s)")
+    return result
+
+
+def _visible_state_is_complete(site: Site, scratch: Path) -> list[str]:
+    """What a reader can see is whole: every listed snapshot verifies, latest pulls."""
+    problems = unverifiable_snapshots(site, scratch)
+    pointer, _ = site.snapshot_store().pointer()
+    if pointer is not None:
+        try:
+            position, digest = pulled_digest(site, scratch / "pulled")
+        except Exception as error:
+            problems.append(f"pulling latest failed: {type(error).__name__}: {error}")
+        else:
+            if (position, digest) != (pointer.position, pointer.digest):
+                problems.append(f"latest pulled as {digest} at {position}, pointer says {pointer}")
+    return problems
