@@ -84,7 +84,7 @@ def _read_json_lines(data: bytes, name: str, error: Exception) -> list[InputReco
     if failed_at > first_line_end and not _is_json(_next_line(data, first_line_end)):
         # Not JSON Lines with a broken first line (its next line would be a whole value).
         line = data.count(b"\n", 0, min(failed_at, len(data.rstrip()))) + 1
-        problem = str(error) if isinstance(error, msgspec.DecodeError) else "not valid UTF-8"
+        problem = "not valid UTF-8" if _is_utf8_error(error) else str(error)
         raise UnreadableInput(name, line, f"not a JSON document or JSON Lines: {problem}")
     records = []
     for number, text in enumerate(data.split(b"\n"), start=1):
@@ -117,9 +117,14 @@ def _next_line(data: bytes, start: int) -> bytes:
     return rest if end < 0 else rest[:end]
 
 
+def _is_utf8_error(error: Exception) -> bool:
+    return isinstance(error, UnicodeDecodeError) or "UTF-8" in str(error)
+
+
 def _error_offset(error: Exception, data: bytes) -> int:
-    if isinstance(error, UnicodeDecodeError):
-        # msgspec counts from the start of the string it was decoding: find the byte itself.
+    if _is_utf8_error(error):
+        # msgspec < 0.23 raises UnicodeDecodeError counting from the start of the string it was
+        # decoding, 0.23 a DecodeError with no position at all: find the byte itself.
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exact:

@@ -104,6 +104,17 @@ def guarded(command: Callable[[], None]) -> None:
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except Exception as error:
+        if _is_aws_error(error):
+            # S3 or DynamoDB failing (5xx, throttling, unreachable endpoint): not our bug, and
+            # every step retries from its last commit, so say what failed and that it is safe
+            error_console.print(
+                f"[bold red]error:[/] an AWS request failed ({type(error).__name__}): {error}\n"
+                "Nothing partial was made visible; run the command again once the service "
+                "answers.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_CHECK_FAILED) from None
         if os.environ.get("RECEIPT_EVENTS_DEBUG"):
             traceback.print_exc()
         error_console.print(
@@ -113,3 +124,9 @@ def guarded(command: Callable[[], None]) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_CHECK_FAILED) from None
+
+
+def _is_aws_error(error: BaseException) -> bool:
+    """Whether an error comes from boto3/botocore (without importing them: the extra is
+    optional)."""
+    return type(error).__module__.split(".")[0] in ("botocore", "boto3")

@@ -1,0 +1,47 @@
+"""What a lease operation raises: the lock is busy, or this holder has lost it.
+
+Kept apart from the backends so callers can catch them without importing either backend.
+"""
+
+from __future__ import annotations
+
+from receipt_chroma.lease.values import _iso, _number
+
+
+class LockBusy(Exception):
+    """The lock is held by someone else. Names the holder and when its lease expires."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        holder: str | None,
+        token: int | None,
+        expires_at: float | None,
+        now: float,
+    ) -> None:
+        self.name = name
+        self.holder = holder
+        self.token = token
+        self.expires_at = expires_at
+        if holder is None or expires_at is None:
+            message = f"lock {name!r} is busy (its holder changed while it was being read)"
+        else:
+            message = (
+                f"lock {name!r} is held by {holder} (token {token}) until "
+                f"{_iso(expires_at)} (expires_at={_number(expires_at)}, "
+                f"{expires_at - now:.1f} s from now)"
+            )
+        super().__init__(message)
+
+
+class LockLost(Exception):
+    """This holder no longer holds the lock: it expired (and maybe was taken), was released,
+    or its token moved on."""
+
+    def __init__(self, name: str, *, owner: str, token: int, reason: str) -> None:
+        self.name = name
+        self.owner = owner
+        self.token = token
+        self.reason = reason
+        super().__init__(f"lock {name!r} is no longer held by {owner} (token {token}): {reason}")

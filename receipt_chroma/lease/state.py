@@ -1,0 +1,41 @@
+"""A lock record as both backends compare it, and the words for why a holder lost it.
+
+Each backend decodes its own storage into a :class:`_State`, so "is it still held" and the
+:class:`~receipt_chroma.lease.errors.LockLost` reason are decided the same way for both.
+"""
+
+from __future__ import annotations
+
+from receipt_chroma.lease.values import _iso
+
+LOCK_KEY = "lock_id"
+
+
+class _State:
+    """A lock record: who holds it (None once released), its token, when it expires."""
+
+    __slots__ = ("expires_at", "owner", "token")
+
+    def __init__(self, owner: str | None, token: int, expires_at: float) -> None:
+        self.owner = owner
+        self.token = token
+        self.expires_at = expires_at
+
+    def held_by(self, owner: str, token: int, now: float) -> bool:
+        return self.owner == owner and self.token == token and now < self.expires_at
+
+
+def _lost_reason(
+    state: _State | None, *, owner: str, token: int, now: float, released_locally: bool
+) -> str:
+    if state is None:
+        return "the lock record is gone"
+    if state.token != token:
+        if state.owner is None:
+            return f"it was taken (token {state.token}) and released since"
+        return f"it was taken by {state.owner} (token {state.token})"
+    if state.owner is None:
+        return "it was released" + (" by this holder" if released_locally else "")
+    if state.owner != owner:
+        return f"it is held by {state.owner} with the same token {token} (corrupt lock record)"
+    return f"it expired at {_iso(state.expires_at)} (now {_iso(now)})"
