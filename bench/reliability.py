@@ -1,6 +1,6 @@
 """The reliability suite (tests/reliability) in its deep profile, and the figures it reports.
 
-    .venv/bin/python bench/reliability.py                    # deep: 25 seeds per scenario
+    .venv/bin/python bench/reliability.py                    # deep: 10 seeds, every variant
     .venv/bin/python bench/reliability.py --profile fast     # what CI runs
     .venv/bin/python bench/reliability.py --tests tests/reliability/test_crash.py
     .venv/bin/python bench/reliability.py -- -k postgres     # pytest arguments after --
@@ -11,7 +11,7 @@ cannot mix its figures in. Prints per scenario the cases run, divergences (a pub
 snapshot or a log that differs from a clean rebuild), lost updates (changes missing at the
 end), doubled changes, crashes (unexpected deaths or errors) and the SIGKILLs injected.
 The deep profile needs PostgreSQL and the AWS test services (``make tools``) and takes about
-an hour on two cores.
+45 minutes on two cores.
 
 The last line of output is one JSON object: the profile, the pytest exit status, the wall
 time, the totals and the per-scenario figures. Exit status: pytest's.

@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = getattr(context, "aws_request_id", None)
     try:
         store = _store.get(config.store)
-        result = run_projector(config, store, wakeup)
+        result = run_projector(config, store, wakeup, seconds_left=_seconds_left(context))
         head = store.head()
     except LockBusy as busy:
         log(
@@ -90,3 +90,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if wakeup.trigger == "sqs":
         return {"batchItemFailures": []}
     return {"status": "ok", **msgspec.to_builtins(result), "lag": lag}
+
+
+def _seconds_left(context: Any) -> float | None:
+    """The invocation's remaining time, from the Lambda context (None outside Lambda)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000.0 if callable(remaining) else None

@@ -78,13 +78,19 @@ def compact(
     max_attempts: int = MAX_ATTEMPTS,
     policy: PublishPolicy = PublishPolicy(),
     follow: bool = False,
+    stop_at: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CompactResult:
     """Bring the store's latest snapshot up to ``to`` (default: the head) and publish it.
 
     With ``follow``, keep going (still under the lock) while the head moves, so a wake-up that
-    arrives during a run is never lost. Raises :class:`LockBusy` when another compactor holds
-    the lock, :class:`CompactionGaveUp` after ``max_attempts`` lost pointer swaps.
+    arrives during a run is never lost. ``stop_at`` (a ``clock()`` time, e.g. a Lambda's
+    deadline less a margin) ends the run early: after the step in progress, what was applied
+    is published and the lock released, and the next wake-up goes on from there (a run that
+    follows a busy head, or catches up a long tail, must not be killed by its timeout with
+    its work unpublished and the lock held until it expires). Raises :class:`LockBusy` when
+    another compactor holds the lock, :class:`CompactionGaveUp` after ``max_attempts`` lost
+    pointer swaps.
     """
     lease = locks.acquire(lock_name(snapshots), ttl=ttl)
     try:
@@ -101,6 +107,7 @@ def compact(
                 max_attempts=max_attempts,
                 policy=policy,
                 follow=follow,
+                stop_at=stop_at,
                 clock=clock,
             )
     finally:
@@ -120,6 +127,7 @@ def _compact(
     max_attempts: int,
     policy: PublishPolicy,
     follow: bool,
+    stop_at: float | None,
     clock: Callable[[], float],
 ) -> CompactResult:
     pointer, version = snapshots.pointer()
@@ -138,7 +146,9 @@ def _compact(
                 position = snapshot.state.checkpoint
         base = pointer.position if pointer else 0
         caught_up = position >= target
-        if position > base and (caught_up or policy.due(position - base, clock() - last_publish)):
+        out_of_time = stop_at is not None and clock() >= stop_at
+        due = caught_up or out_of_time or policy.due(position - base, clock() - last_publish)
+        if position > base and due:
             keeper.check()
             try:
                 publish_directory(
@@ -162,7 +172,7 @@ def _compact(
             pointer, version = snapshots.pointer()
             publishes += 1
             last_publish = clock()
-        if caught_up and not (follow and to is None and store.head() > position):
+        if out_of_time or (caught_up and not (follow and to is None and store.head() > position)):
             break
     return CompactResult(
         published=publishes > 0,

@@ -8,6 +8,7 @@ the end → keep going while new events arrive → release.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,9 @@ class ProjectorConfig(msgspec.Struct, frozen=True, kw_only=True):
     publish_every_seconds: float | None = 120.0
     lock_ttl: float = 120.0
     keep: int = 5
+    # stop following the head this long before the invocation's deadline, to publish and
+    # release in time (a Lambda killed by its timeout keeps its lock until the TTL runs out)
+    stop_margin_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProjectorConfig:
@@ -63,6 +67,7 @@ class ProjectorConfig(msgspec.Struct, frozen=True, kw_only=True):
                 ),
                 lock_ttl=float(env.get("RECEIPT_EVENTS_LOCK_TTL", "120")),
                 keep=int(env.get("RECEIPT_EVENTS_KEEP", "5")),
+                stop_margin_seconds=float(env.get("RECEIPT_EVENTS_STOP_MARGIN_SECONDS", "60")),
             )
         except ValueError as error:
             raise ConfigError(f"projector configuration: {error}") from None
@@ -107,8 +112,21 @@ def parse_trigger(event: Any) -> Wakeup:
     raise ValueError(f'not a projector wake-up (SQS, schedule, or {{"to": P}}): {event!r:.200}')
 
 
-def run_projector(config: ProjectorConfig, store: EventStore, wakeup: Wakeup) -> CompactResult:
-    """One projector run: compaction that follows the head unless asked for a position."""
+def run_projector(
+    config: ProjectorConfig,
+    store: EventStore,
+    wakeup: Wakeup,
+    *,
+    seconds_left: float | None = None,
+) -> CompactResult:
+    """One projector run: compaction that follows the head unless asked for a position.
+
+    ``seconds_left`` (the Lambda context's remaining time): the run stops following the head
+    ``stop_margin_seconds`` before that, publishes what it applied and releases the lock.
+    """
+    stop_at = None
+    if seconds_left is not None:
+        stop_at = time.monotonic() + max(0.0, seconds_left - config.stop_margin_seconds)
     return compact(
         store,
         open_snapshot_store(config.snapshots),
@@ -123,4 +141,5 @@ def run_projector(config: ProjectorConfig, store: EventStore, wakeup: Wakeup) ->
             every_seconds=config.publish_every_seconds,
         ),
         follow=wakeup.to is None,
+        stop_at=stop_at,
     )

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 SHARDS = 2
+BUDGET = (3.0, 10.0)  # seconds a projector invocation may run (the Lambda timeout, scaled down)
+STOP_MARGIN = "1"  # RECEIPT_EVENTS_STOP_MARGIN_SECONDS: stop following 1 s before the budget ends
 
 
 def shard_of(record: dict[str, Any]) -> int:
@@ -51,9 +53,16 @@ def load_records(path: str) -> list[dict[str, Any]]:
 
 
 class _Context:
-    def __init__(self, name: str, number: int) -> None:
+    """A Lambda context: names, and (for the projector) the invocation's time budget, so a run
+    that follows a busy head stops in time and lets the others have the lock, as in AWS."""
+
+    def __init__(self, name: str, number: int, budget: float = 900.0) -> None:
         self.function_name = name
         self.aws_request_id = f"{name}-{number}"
+        self._deadline = time.monotonic() + budget
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _log_lines(text: str) -> list[dict[str, Any]]:
@@ -231,7 +240,10 @@ def projector(
                 buffer = io.StringIO()
                 try:
                     with contextlib.redirect_stdout(buffer):
-                        lambdas.projector.handler(event[1], _Context(f"projector-{number}", 0))
+                        lambdas.projector.handler(
+                            event[1],
+                            _Context(f"projector-{number}", invocation, rng.uniform(*BUDGET)),
+                        )
                 except Exception:  # a direct invoke re-raises (also logged, counted below)
                     counts["raised"] += 1
                 for line in _log_lines(buffer.getvalue()):

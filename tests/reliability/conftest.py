@@ -48,7 +48,7 @@ class Profile:
 
 PROFILES = {
     "fast": Profile("fast", seeds=2, scale=1, every_variant=False),
-    "deep": Profile("deep", seeds=25, scale=10, every_variant=True),
+    "deep": Profile("deep", seeds=10, scale=10, every_variant=True),
 }
 
 

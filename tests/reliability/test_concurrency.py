@@ -7,7 +7,9 @@ deliver them through the stream Lambda handler, in batches, with retried batches
 of each other's shard (so both race to append the same records), while four projector
 processes, each with its own cache, keep invoking the projector Lambda handler (direct, SQS,
 scheduled and ``{"to": P}`` wake-ups), publishing every few hundred events under the fenced
-DynamoDB lock (see ``concurrency_workers.py``). When ingestion is over, one last compaction
+DynamoDB lock (see ``concurrency_workers.py``). Each invocation has a Lambda-like time budget
+of a few seconds: a run that follows the busy head stops in time, publishes and releases, so
+the lock changes hands while ingestion goes on. When ingestion is over, one last compaction
 runs here, from a cold cache.
 
 Then: exactly one pointer; its snapshot pulls and verifies (digest equal to a rebuild of the
@@ -45,7 +47,13 @@ from receipt_events.records import records_from_lambda_event
 from receipt_events.store import open_store
 from receipt_events.synthetic import EVENT_INTENTS, HistoryConfig, generate_history, to_jsonl
 from tests.aws.harness import AwsEnv
-from tests.reliability.concurrency_workers import SHARDS, ingester, projector, shard_of
+from tests.reliability.concurrency_workers import (
+    SHARDS,
+    STOP_MARGIN,
+    ingester,
+    projector,
+    shard_of,
+)
 from tests.reliability.conftest import PROFILE, record_case
 
 pytestmark = pytest.mark.slow
@@ -105,6 +113,7 @@ def test_four_projectors_and_two_ingesters_lose_nothing(
         "RECEIPT_EVENTS_PUBLISH_EVERY_SECONDS": "off",
         "RECEIPT_EVENTS_LOCK_TTL": str(LOCK_TTL),
         "RECEIPT_EVENTS_KEEP": "3",
+        "RECEIPT_EVENTS_STOP_MARGIN_SECONDS": STOP_MARGIN,
     }
     ingesters = [
         context.Process(

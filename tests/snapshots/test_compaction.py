@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from projections.compaction import compact, lock_name
+from projections.compaction import PublishPolicy, compact, lock_name
 from projections.publish import publish_directory
 from projections.restore import restore
 from projections.runner import rebuild
@@ -317,3 +317,89 @@ def test_a_fenced_out_publisher_still_uploading_never_damages_the_published_snap
     assert (pointer.key, pointer.token) == (b.key, b.token)
     restored = restore(site.store(), tmp_path / "restored")  # SnapshotCorrupt today
     assert restored.digest == pointer.digest
+
+
+# -- publish policy, following the head, stopping in time -------------------------------
+
+
+class GrowingStore:
+    """The log, with a tail that lands while a compaction runs: appended just after the
+    ``when``-th ``head()`` was read (another writer, as the stream processor would)."""
+
+    def __init__(self, log: Log, tail: list[Any], when: int = 1) -> None:
+        self._log, self._tail, self._when, self.calls = log, tail, when, 0
+
+    def head(self) -> int:
+        self.calls += 1
+        head = self._log.store.head()
+        if self.calls == self._when:
+            self._log.add(*self._tail)
+        return head
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log.store, name)
+
+
+def test_a_publish_policy_publishes_every_n_events_and_at_the_end(
+    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+) -> None:
+    head = log.store.head()
+    result = run(
+        log, snapshots, locks, tmp_path / "cache", policy=PublishPolicy(every_events=2), keep=100
+    )
+    assert (result.position, result.applied) == (head, head)
+    assert result.publishes == -(-head // 2) == len(snapshots.manifests())
+    published = sorted(m.position for m in snapshots.manifests())
+    assert published == sorted({*range(2, head + 1, 2), head})
+    assert result.key is not None
+    assert digest_of(snapshots, result.key, tmp_path) == digest(history.snapshot_at(head))
+
+
+def test_following_keeps_going_while_the_head_moves_and_a_plain_run_does_not(
+    log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+) -> None:
+    log.add(log.run("run-1", words={(1, 1): "TOTAL"}), log.label(1, 1, "GRAND_TOTAL", "PENDING"))
+    tail = [log.label(1, 1, "GRAND_TOTAL", "VALID"), log.place(merchant_name="Corner Shop")]
+    # the tail lands just after the run has read its target
+    plain = compact(GrowingStore(log, tail), snapshots, locks, log.deltas, tmp_path / "a")  # type: ignore[arg-type]
+    assert (plain.position, log.store.head()) == (2, 4)
+
+    more = [log.label(1, 1, "GRAND_TOTAL", "INVALID"), log.unplace()]
+    followed = compact(
+        GrowingStore(log, more),  # type: ignore[arg-type]
+        snapshots,
+        locks,
+        log.deltas,
+        tmp_path / "a",
+        follow=True,
+    )
+    assert followed.position == log.store.head() == 6
+    assert followed.applied == 4  # the two it found, then the two that landed meanwhile
+
+
+def test_a_run_past_its_stop_time_publishes_what_it_applied_and_releases_the_lock(
+    history: History,
+    log: Log,
+    snapshots: SnapshotStore,
+    locks: Locks,
+    site: Site,
+    tmp_path: Path,
+) -> None:
+    head = log.store.head()
+    policy = PublishPolicy(every_events=3)
+    stopped = run(log, snapshots, locks, tmp_path / "cache", policy=policy, follow=True, stop_at=0)
+    assert (stopped.published, stopped.position, stopped.applied) == (True, 3, 3)
+    lock = site.lock_record(lock_name(snapshots))
+    assert lock is not None
+    assert lock.owner is None  # released: the next wake-up can go on at once
+
+    rest = run(log, snapshots, site.locks(), tmp_path / "cache", policy=policy, follow=True)
+    assert (rest.position, rest.applied, rest.reused_cache) == (head, head - 3, True)
+    assert rest.key is not None
+    assert digest_of(snapshots, rest.key, tmp_path) == digest(history.snapshot_at(head))
+
+
+def digest_of(snapshots: SnapshotStore, key: str, tmp_path: Path) -> str:
+    target = tmp_path / f"pulled-{key}"
+    snapshots.download(key, target)
+    return digest(target)
