@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,15 +219,15 @@ def _dynamodb() -> Any:
     return boto3.client("dynamodb")
 
 
-def compaction_benchmark(workdir: Path, receipts: int, changes: int, every: int) -> dict[str, Any]:
+def compaction_benchmark(
+    workdir: Path, receipts: int, changes: int, every: int, also_every: list[int]
+) -> dict[str, Any]:
     import boto3
 
-    boto3.client("s3").create_bucket(
-        Bucket="bench-old", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
-    boto3.client("s3").create_bucket(
-        Bucket="bench-new", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
+    for bucket in ["bench-old", "bench-new", *(f"bench-new-{n}" for n in also_every)]:
+        boto3.client("s3").create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
     log = Log(open_store("memory://"))
     log.receipts(receipts)
     base = log.store.head()
@@ -255,6 +257,18 @@ def compaction_benchmark(workdir: Path, receipts: int, changes: int, every: int)
         f"old cycle: {changes} changes in {old_time:.1f} s; ours: {ours_time:.1f} s "
         f"(publishing every {every})"
     )
+    by_every = {str(every): round(old_time / ours_time, 1)}
+    for other in also_every:  # the same changes, the same base, another publish interval
+        other_store = open_snapshot_store(f"s3://bench-new-{other}/snapshots")
+        publish_full(other_store, base_dir, token=0)
+        other_cache = workdir / f"cache-{other}"
+        shutil.copytree(base_dir, other_cache)
+        other_time = ours(log, other_store, other_cache, base, changes, other)
+        other_pointer = other_store.pointer()[0]
+        assert other_pointer is not None
+        assert other_pointer.digest == old_digest.digest
+        by_every[str(other)] = round(old_time / other_time, 1)
+        print(f"ours, publishing every {other}: {other_time:.1f} s (ratio {by_every[str(other)]})")
     return {
         "records": sum(result.counts.values()),
         "changes": changes,
@@ -264,11 +278,13 @@ def compaction_benchmark(workdir: Path, receipts: int, changes: int, every: int)
         "old_changes_per_s": round(changes / old_time, 2),
         "ours_changes_per_s": round(changes / ours_time, 2),
         "ratio": round(old_time / ours_time, 1),
+        "ratio_by_publish_every": by_every,
     }
 
 
-def tail_benchmark(workdir: Path, receipts: int, events: int, tail: int) -> float:
-    """Restore + a ``tail``-event tail on a history of ``events`` events; seconds."""
+def tail_benchmark(workdir: Path, receipts: int, events: int, tail: int) -> Callable[[int], float]:
+    """Set up a history of ``events`` events with a snapshot published ``tail`` events before
+    its head; return a function timing one restore + tail (seconds) into a fresh directory."""
     log = Log(open_store("memory://"))
     log.receipts(receipts)
     log.changes(events - log.store.head(), seed=events)
@@ -283,15 +299,21 @@ def tail_benchmark(workdir: Path, receipts: int, events: int, tail: int) -> floa
     built = workdir / f"tail-{events}"
     rebuild(log.store, built, log.deltas, to=head - tail, with_digest=False)
     publish_full(snapshots, built, token=1)
-    started = time.perf_counter()
-    restored = restore(
-        snapshots, workdir / f"restored-{events}", position=head, store=log.store, deltas=log.deltas
-    )
-    elapsed = time.perf_counter() - started
-    assert restored.applied == tail
-    assert restored.position == head
-    print(f"restore + {tail}-event tail on a {events}-event history: {elapsed:.2f} s")
-    return elapsed
+
+    def measure(run: int) -> float:
+        target = workdir / f"restored-{events}-{run}"
+        started = time.perf_counter()
+        restored = restore(snapshots, target, position=head, store=log.store, deltas=log.deltas)
+        elapsed = time.perf_counter() - started
+        assert restored.applied == tail
+        assert restored.position == head
+        shutil.rmtree(target)
+        print(
+            f"run {run}: restore + {tail}-event tail on a {events}-event history: {elapsed:.2f} s"
+        )
+        return elapsed
+
+    return measure
 
 
 def main() -> None:
@@ -300,6 +322,14 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=None)
     parser.add_argument("--changes", type=int, default=None)
     parser.add_argument("--publish-every", type=int, default=None)
+    parser.add_argument(
+        "--also-every",
+        type=int,
+        nargs="*",
+        default=[100, 1000],
+        help="other publish intervals to measure against the same old cycle",
+    )
+    parser.add_argument("--tail-repeats", type=int, default=3, help="restore+tail runs (median)")
     args = parser.parse_args()
     receipts = args.receipts or (25 if args.quick else 100)  # 200 records each
     changes = args.changes or (200 if args.quick else 1000)
@@ -310,9 +340,15 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-compaction-") as scratch:
             workdir = Path(scratch)
-            result = compaction_benchmark(workdir, receipts, changes, every)
-            short = tail_benchmark(workdir, receipts // 2, small, tail)
-            long = tail_benchmark(workdir, receipts // 2, large, tail)
+            also = [n for n in args.also_every if n != every and 0 < n <= changes]
+            result = compaction_benchmark(workdir, receipts, changes, every, also)
+            measure_short = tail_benchmark(workdir, receipts // 2, small, tail)
+            measure_long = tail_benchmark(workdir, receipts // 2, large, tail)
+            shorts, longs = [], []
+            for run in range(1, args.tail_repeats + 1):  # alternating, medians
+                shorts.append(measure_short(run))
+                longs.append(measure_long(run))
+            short, long = statistics.median(shorts), statistics.median(longs)
     finally:
         assert process.stdin is not None
         process.stdin.close()
