@@ -27,7 +27,7 @@ from typing import Any
 
 from receipt_chroma.lease.errors import LockBusy, LockLost
 from receipt_chroma.lease.interface import Clock
-from receipt_chroma.lease.state import LOCK_KEY, _lost_reason, _State
+from receipt_chroma.lease.state import LOCK_KEY, HeldLease, _State
 from receipt_chroma.lease.values import _check_name, _check_ttl, _number, new_owner_id
 
 
@@ -145,42 +145,14 @@ class DynamoDBLocks:
         return DynamoDBLease(self, name, owner=owner, token=token, expires_at=expires_at, ttl=ttl)
 
 
-class DynamoDBLease:
+class DynamoDBLease(HeldLease["DynamoDBLocks"]):
     """A lease held in DynamoDB; made by :meth:`DynamoDBLocks.acquire`."""
 
-    def __init__(
-        self,
-        locks: DynamoDBLocks,
-        name: str,
-        *,
-        owner: str,
-        token: int,
-        expires_at: float,
-        ttl: float,
-    ) -> None:
-        self.locks = locks
-        self.name = name
-        self.owner = owner
-        self.token = token
-        self.expires_at = expires_at
-        self.ttl = ttl
-        self._released = False
-
-    def __repr__(self) -> str:
-        return (
-            f"DynamoDBLease(table={self.locks.table!r}, name={self.name!r}, owner={self.owner!r}, "
-            f"token={self.token}, expires_at={self.expires_at!r})"
-        )
+    def _where(self) -> str:
+        return f"table={self.locks.table!r}"
 
     def _lost(self, item: dict[str, Any] | None, now: float) -> LockLost:
-        reason = _lost_reason(
-            _state_from_item(item),
-            owner=self.owner,
-            token=self.token,
-            now=now,
-            released_locally=self._released,
-        )
-        return LockLost(self.name, owner=self.owner, token=self.token, reason=reason)
+        return self._lost_from(_state_from_item(item), now)
 
     def heartbeat(self) -> None:
         locks = self.locks

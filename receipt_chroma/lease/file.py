@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from receipt_chroma.lease.errors import LockBusy, LockLost
 from receipt_chroma.lease.interface import Clock
-from receipt_chroma.lease.state import LOCK_KEY, _lost_reason, _State
+from receipt_chroma.lease.state import LOCK_KEY, HeldLease, _State
 from receipt_chroma.lease.values import _check_name, _check_ttl, new_owner_id
 
 LOCKS_DIR = ".locks"
@@ -135,42 +135,14 @@ def _state_from_dict(state: dict[str, Any] | None) -> _State | None:
     return _State(state.get("owner"), int(state.get("token", 0)), float(state["expires_at"]))
 
 
-class FileLease:
+class FileLease(HeldLease["FileLocks"]):
     """A lease held in a :class:`FileLocks` directory; made by :meth:`FileLocks.acquire`."""
 
-    def __init__(
-        self,
-        locks: FileLocks,
-        name: str,
-        *,
-        owner: str,
-        token: int,
-        expires_at: float,
-        ttl: float,
-    ) -> None:
-        self.locks = locks
-        self.name = name
-        self.owner = owner
-        self.token = token
-        self.expires_at = expires_at
-        self.ttl = ttl
-        self._released = False
-
-    def __repr__(self) -> str:
-        return (
-            f"FileLease(root={str(self.locks.root)!r}, name={self.name!r}, owner={self.owner!r}, "
-            f"token={self.token}, expires_at={self.expires_at!r})"
-        )
+    def _where(self) -> str:
+        return f"root={str(self.locks.root)!r}"
 
     def _lost(self, state: dict[str, Any] | None, now: float) -> LockLost:
-        reason = _lost_reason(
-            _state_from_dict(state),
-            owner=self.owner,
-            token=self.token,
-            now=now,
-            released_locally=self._released,
-        )
-        return LockLost(self.name, owner=self.owner, token=self.token, reason=reason)
+        return self._lost_from(_state_from_dict(state), now)
 
     def heartbeat(self) -> None:
         locks = self.locks

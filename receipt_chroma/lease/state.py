@@ -6,6 +6,9 @@ Each backend decodes its own storage into a :class:`_State`, so "is it still hel
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
+from receipt_chroma.lease.errors import LockLost
 from receipt_chroma.lease.values import _iso
 
 LOCK_KEY = "lock_id"
@@ -39,3 +42,44 @@ def _lost_reason(
     if state.owner != owner:
         return f"it is held by {state.owner} with the same token {token} (corrupt lock record)"
     return f"it expired at {_iso(state.expires_at)} (now {_iso(now)})"
+
+
+LocksT = TypeVar("LocksT")
+
+
+class HeldLease(Generic[LocksT]):
+    """What a lease of either backend holds, and how it words losing the lock."""
+
+    def __init__(
+        self,
+        locks: LocksT,
+        name: str,
+        *,
+        owner: str,
+        token: int,
+        expires_at: float,
+        ttl: float,
+    ) -> None:
+        self.locks = locks
+        self.name = name
+        self.owner = owner
+        self.token = token
+        self.expires_at = expires_at
+        self.ttl = ttl
+        self._released = False
+
+    def _where(self) -> str:
+        """Where the lock lives, for ``repr``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._where()}, name={self.name!r}, owner={self.owner!r}, "
+            f"token={self.token}, expires_at={self.expires_at!r})"
+        )
+
+    def _lost_from(self, state: _State | None, now: float) -> LockLost:
+        reason = _lost_reason(
+            state, owner=self.owner, token=self.token, now=now, released_locally=self._released
+        )
+        return LockLost(self.name, owner=self.owner, token=self.token, reason=reason)
