@@ -460,18 +460,28 @@ class WakeQueue:
 # -- a PostgreSQL outage ----------------------------------------------------------------------
 
 
+class ProxiedConnection:
+    """One client connection through a :class:`TcpProxy` and its upstream connection."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client = client
+        self.upstream = upstream
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; :meth:`shut` drops every connection and stops
-    listening (clients get "connection refused"), :meth:`reopen` listens on the same port."""
+    listening (clients get "connection refused"), :meth:`reopen` listens on the same port.
+
+    Subclasses watch the bytes: :meth:`_relay` may refuse to pass some on, which cuts the
+    connection (:meth:`_cut`); :meth:`_connection` makes the per-connection state they keep."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = 0
         self.accepted = 0
         self._listener: socket.socket | None = None
-        self._connections: set[socket.socket] = set()
+        self._connections: list[ProxiedConnection] = []
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
 
     @property
     def is_open(self) -> bool:
@@ -485,12 +495,20 @@ class TcpProxy:
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self.port
 
     reopen = open
+
+    def _connection(self, client: socket.socket, upstream: socket.socket) -> ProxiedConnection:
+        return ProxiedConnection(client, upstream)
+
+    def _relay(self, connection: ProxiedConnection, data: bytes, to_server: bool) -> bool:
+        """Whether to pass ``data`` on; False cuts the connection instead."""
+        return True
+
+    def _cut(self, connection: ProxiedConnection) -> None:
+        self._drop(connection)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -498,49 +516,67 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # shut
+            if self._listener is not listener:  # shut meanwhile: refuse
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
                 continue
             upstream.settimeout(None)
+            connection = self._connection(client, upstream)
             with self._lock:
                 if self._listener is not listener:  # shut meanwhile
-                    client.close()
-                    upstream.close()
+                    self._close(connection)
                     return
-                self._connections |= {client, upstream}
+                self._connections.append(connection)
                 self.accepted += 1
-            for source, sink in ((client, upstream), (upstream, client)):
-                thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
-                thread.start()
+            for to_server in (True, False):
+                threading.Thread(
+                    target=self._pump, args=(connection, to_server), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, connection: ProxiedConnection, to_server: bool) -> None:
+        source, sink = (
+            (connection.client, connection.upstream)
+            if to_server
+            else (connection.upstream, connection.client)
+        )
         try:
             while data := source.recv(65536):
+                if not self._relay(connection, data, to_server):
+                    self._cut(connection)
+                    return
                 sink.sendall(data)
         except OSError:
             pass
-        finally:
-            for sock in (source, sink):
-                self._drop(sock)
+        self._drop(connection)
 
-    def _drop(self, sock: socket.socket) -> None:
+    def _drop(self, connection: ProxiedConnection) -> None:
         with self._lock:
-            self._connections.discard(sock)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
+            if connection in self._connections:
+                self._connections.remove(connection)
+        self._close(connection)
+
+    @staticmethod
+    def _close(connection: ProxiedConnection) -> None:
+        for sock in (connection.client, connection.upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
     def shut(self) -> None:
         """The outage: stop listening and cut every open connection."""
         with self._lock:
             listener, self._listener = self._listener, None
-            connections = list(self._connections)
+            connections, self._connections = self._connections, []
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
             listener.close()
-        for sock in connections:
-            self._drop(sock)
+        for connection in connections:
+            self._close(connection)
 
     def close(self) -> None:
         self.shut()

@@ -27,7 +27,6 @@ and once S3 is healthy a retry publishes a complete snapshot equal to a clean re
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import random
 import socket
@@ -50,6 +49,7 @@ from receipt_events.records import records_from_lambda_event
 from receipt_events.store import EventStore, open_store
 from receipt_events.synthetic import HistoryConfig, generate_history
 from tests.conftest import POSTGRES_HOST, POSTGRES_PORT
+from tests.lambdas.harness import ProxiedConnection, TcpProxy
 from tests.reliability.conftest import PROFILE, SEEDS, record_case
 from tests.reliability.test_crash import (
     CLI,
@@ -81,127 +81,54 @@ def _seeds_for(modes: list[str]) -> list[Any]:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-class _Connection:
+class _Connection(ProxiedConnection):
     def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
-        self.client = client
-        self.upstream = upstream
+        super().__init__(client, upstream)
         self.await_commit = False
         self.cut_on_reply = False
 
 
-class CuttingProxy:
+class CuttingProxy(TcpProxy):
     """127.0.0.1:<port> → PostgreSQL, cutting the ``nth`` append mid-flight (see the module
     docstring for the modes). After the cut it refuses new connections until :meth:`reopen`,
     except in ``commit_blip`` mode, which cuts only the connection in flight."""
 
     def __init__(self, target: tuple[str, int], mode: str, nth: int) -> None:
-        self.target = target
+        super().__init__(target)
         self.mode = mode
         self.nth = nth
-        self.port = 0
         self.appends_seen = 0
         self.cuts = 0
-        self._listener: socket.socket | None = None
-        self._connections: list[_Connection] = []
-        self._lock = threading.Lock()
 
-    def open(self) -> int:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self.port
+    def _connection(self, client: socket.socket, upstream: socket.socket) -> _Connection:
+        return _Connection(client, upstream)
 
-    reopen = open
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            if self._listener is not listener:  # shut meanwhile: refuse
-                client.close()
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            connection = _Connection(client, upstream)
-            with self._lock:
-                if self._listener is not listener:
-                    self._close(connection)
-                    return
-                self._connections.append(connection)
-            threading.Thread(target=self._to_server, args=(connection,), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(connection,), daemon=True).start()
-
-    def _to_server(self, connection: _Connection) -> None:
-        try:
-            while data := connection.client.recv(65536):
-                cut = False
-                with self._lock:
-                    if self.cuts == 0 and APPEND_STATEMENT in data:
-                        self.appends_seen += 1
-                        if self.appends_seen == self.nth:
-                            if self.mode == "insert":
-                                cut = True
-                            elif self.mode == "after_insert":
-                                connection.cut_on_reply = True
-                            else:  # commit, commit_blip
-                                connection.await_commit = True
-                    elif connection.await_commit and b"COMMIT" in data:
-                        connection.await_commit = False
+    def _relay(self, connection: ProxiedConnection, data: bytes, to_server: bool) -> bool:
+        assert isinstance(connection, _Connection)
+        if not to_server:
+            return not connection.cut_on_reply
+        with self._lock:
+            if self.cuts == 0 and APPEND_STATEMENT in data:
+                self.appends_seen += 1
+                if self.appends_seen == self.nth:
+                    if self.mode == "insert":
+                        return False
+                    if self.mode == "after_insert":
                         connection.cut_on_reply = True
-                if cut:
-                    self._cut(connection)
-                    return
-                connection.upstream.sendall(data)
-        except OSError:
-            pass
-        self._close(connection)
+                    else:  # commit, commit_blip
+                        connection.await_commit = True
+            elif connection.await_commit and b"COMMIT" in data:
+                connection.await_commit = False
+                connection.cut_on_reply = True
+        return True
 
-    def _to_client(self, connection: _Connection) -> None:
-        try:
-            while data := connection.upstream.recv(65536):
-                if connection.cut_on_reply:
-                    self._cut(connection)
-                    return
-                connection.client.sendall(data)
-        except OSError:
-            pass
-        self._close(connection)
-
-    def _cut(self, connection: _Connection) -> None:
+    def _cut(self, connection: ProxiedConnection) -> None:
         with self._lock:
             self.cuts += 1
         if self.mode == "commit_blip":
-            self._close(connection)
+            self._drop(connection)
         else:
             self.shut()
-
-    def _close(self, connection: _Connection) -> None:
-        for sock in (connection.client, connection.upstream):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def shut(self) -> None:
-        """Stop listening and cut every connection."""
-        with self._lock:
-            listener, self._listener = self._listener, None
-            connections, self._connections = self._connections, []
-        if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-            listener.close()
-        for connection in connections:
-            self._close(connection)
 
 
 @pytest.fixture
