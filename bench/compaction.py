@@ -224,7 +224,8 @@ def compaction_benchmark(
 ) -> dict[str, Any]:
     import boto3
 
-    for bucket in ["bench-old", "bench-new", *(f"bench-new-{n}" for n in also_every)]:
+    intervals = [every, *also_every]
+    for bucket in ["bench-old", *(f"bench-new-{n}" for n in intervals)]:
         boto3.client("s3").create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
@@ -240,35 +241,33 @@ def compaction_benchmark(
         f"({time.perf_counter() - started:.1f} s)"
     )
     old_store = open_snapshot_store("s3://bench-old/snapshots")
-    new_store = open_snapshot_store("s3://bench-new/snapshots")
     publish_full(old_store, base_dir, token=1)
-    cache = workdir / "cache"
-    shutil.copytree(base_dir, cache)
-    publish_full(new_store, base_dir, token=0)
-
     old_time = old_cycle(log, old_store, workdir, base, changes)
-    ours_time = ours(log, new_store, cache, base, changes, every)
-    old_digest = old_store.pointer()[0]
-    new_digest = new_store.pointer()[0]
-    assert old_digest is not None
-    assert new_digest is not None
-    assert old_digest.digest == new_digest.digest, "both ways must end with the same snapshot"
-    print(
-        f"old cycle: {changes} changes in {old_time:.1f} s; ours: {ours_time:.1f} s "
-        f"(publishing every {every})"
-    )
-    by_every = {str(every): round(old_time / ours_time, 1)}
-    for other in also_every:  # the same changes, the same base, another publish interval
-        other_store = open_snapshot_store(f"s3://bench-new-{other}/snapshots")
-        publish_full(other_store, base_dir, token=0)
-        other_cache = workdir / f"cache-{other}"
-        shutil.copytree(base_dir, other_cache)
-        other_time = ours(log, other_store, other_cache, base, changes, other)
-        other_pointer = other_store.pointer()[0]
-        assert other_pointer is not None
-        assert other_pointer.digest == old_digest.digest
-        by_every[str(other)] = round(old_time / other_time, 1)
-        print(f"ours, publishing every {other}: {other_time:.1f} s (ratio {by_every[str(other)]})")
+    old_pointer = old_store.pointer()[0]
+    assert old_pointer is not None
+
+    times: dict[int, float] = {}
+    for interval in intervals:  # the same changes from the same base, each publish interval
+        new_store = open_snapshot_store(f"s3://bench-new-{interval}/snapshots")
+        publish_full(new_store, base_dir, token=0)
+        cache = workdir / f"cache-{interval}"
+        shutil.copytree(base_dir, cache)
+        times[interval] = ours(log, new_store, cache, base, changes, interval)
+        new_pointer = new_store.pointer()[0]
+        assert new_pointer is not None
+        assert new_pointer.digest == old_pointer.digest, "both ways must end with the same snapshot"
+        if interval == every:
+            print(
+                f"old cycle: {changes} changes in {old_time:.1f} s; ours: {times[every]:.1f} s "
+                f"(publishing every {every})"
+            )
+        else:
+            print(
+                f"ours, publishing every {interval}: {times[interval]:.1f} s "
+                f"(ratio {old_time / times[interval]:.1f})"
+            )
+    ours_time = times[every]
+    by_every = {str(interval): round(old_time / seconds, 1) for interval, seconds in times.items()}
     return {
         "records": sum(result.counts.values()),
         "changes": changes,
