@@ -6,15 +6,19 @@ tailing the log cannot miss a row. The log is never deleted from, so rowids are 
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import DatabaseError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from receipt_events import faults
 
 LOCK_TIMEOUT_SECONDS = 30  # other processes appending to the same file wait this long
+WAL_RETRY_SECONDS = 0.02
 
 
 class SQLiteDedupRecorder(SQLiteApplicationRecorder):
@@ -41,17 +45,49 @@ class SQLiteDedupRecorder(SQLiteApplicationRecorder):
         return positions
 
 
+def use_wal(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+    """Put the file in WAL mode before any pooled connection opens it.
+
+    SQLite answers a journal-mode change it cannot make at once with "database is locked"
+    without calling its busy handler, so processes opening the same new file at the same moment
+    could fail there (eventsourcing switches the mode on its first connection). WAL mode is
+    stored in the file: once set, later connections only read it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with closing(sqlite3.connect(path, timeout=timeout)) as connection:
+                (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() == "wal":
+                return
+            problem = f"journal mode stayed {mode!r}"
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            problem = str(error)
+        if time.monotonic() >= deadline:
+            raise sqlite3.OperationalError(f"{path}: could not switch to WAL mode: {problem}")
+        time.sleep(WAL_RETRY_SECONDS)
+
+
 def open_sqlite(path: str) -> tuple[SQLiteDatastore, SQLiteDedupRecorder, SQLiteDedupRecorder]:
-    """Open (creating if needed) the log and parked tables in one SQLite file."""
-    if path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    datastore = SQLiteDatastore(
-        str(Path(path).expanduser()),
-        lock_timeout=LOCK_TIMEOUT_SECONDS,
-        originator_id_type="text",
-    )
-    log = SQLiteDedupRecorder(datastore, "events")
-    parked = SQLiteDedupRecorder(datastore, "parked_records")
-    log.create_table()
-    parked.create_table()
+    """Open (creating if needed) the log and parked tables in one SQLite file.
+
+    A file that is not a SQLite database, or one that stays locked, is a ``DatabaseError``
+    naming the file (a ``PersistenceError``, so the CLI reports it and the Lambda retries).
+    """
+    file = Path(path).expanduser()
+    try:
+        if path != ":memory:":
+            file.parent.mkdir(parents=True, exist_ok=True)
+            use_wal(file)
+        datastore = SQLiteDatastore(
+            str(file), lock_timeout=LOCK_TIMEOUT_SECONDS, originator_id_type="text"
+        )
+        log = SQLiteDedupRecorder(datastore, "events")
+        parked = SQLiteDedupRecorder(datastore, "parked_records")
+        log.create_table()
+        parked.create_table()
+    except sqlite3.DatabaseError as error:
+        raise DatabaseError(f"{file}: {error}") from error
     return datastore, log, parked
