@@ -25,7 +25,7 @@ import importlib
 import time
 from typing import Any
 
-from receipt_chroma.lease.errors import LockBusy, LockLost
+from receipt_chroma.lease.errors import LockBusy
 from receipt_chroma.lease.interface import Clock
 from receipt_chroma.lease.state import LOCK_KEY, HeldLease, _State
 from receipt_chroma.lease.values import _check_name, _check_ttl, _number, new_owner_id
@@ -151,8 +151,7 @@ class DynamoDBLease(HeldLease["DynamoDBLocks"]):
     def _where(self) -> str:
         return f"table={self.locks.table!r}"
 
-    def _lost(self, item: dict[str, Any] | None, now: float) -> LockLost:
-        return self._lost_from(_state_from_item(item), now)
+    _state_of = staticmethod(_state_from_item)
 
     def heartbeat(self) -> None:
         locks = self.locks
@@ -181,13 +180,6 @@ class DynamoDBLease(HeldLease["DynamoDBLocks"]):
         except locks.client.exceptions.ConditionalCheckFailedException as error:
             raise self._lost(error.response.get("Item"), now) from None
         self.expires_at = expires_at
-
-    def check(self) -> None:
-        item = self.locks.read(self.name)
-        now = self.locks.clock()
-        state = _state_from_item(item)
-        if state is None or not state.held_by(self.owner, self.token, now):
-            raise self._lost(item, now)
 
     def release(self) -> None:
         locks = self.locks

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from receipt_chroma.lease.errors import LockBusy, LockLost
+from receipt_chroma.lease.errors import LockBusy
 from receipt_chroma.lease.interface import Clock
 from receipt_chroma.lease.state import LOCK_KEY, HeldLease, _State
 from receipt_chroma.lease.values import _check_name, _check_ttl, new_owner_id
@@ -141,8 +141,7 @@ class FileLease(HeldLease["FileLocks"]):
     def _where(self) -> str:
         return f"root={str(self.locks.root)!r}"
 
-    def _lost(self, state: dict[str, Any] | None, now: float) -> LockLost:
-        return self._lost_from(_state_from_dict(state), now)
+    _state_of = staticmethod(_state_from_dict)
 
     def heartbeat(self) -> None:
         locks = self.locks
@@ -155,13 +154,6 @@ class FileLease(HeldLease["FileLocks"]):
             expires_at = now + self.ttl
             locks._write(self.name, {**current, "expires_at": expires_at, "heartbeat_at": now})
         self.expires_at = expires_at
-
-    def check(self) -> None:
-        current = self.locks.read(self.name)
-        now = self.locks.clock()
-        state = _state_from_dict(current)
-        if state is None or not state.held_by(self.owner, self.token, now):
-            raise self._lost(current, now)
 
     def release(self) -> None:
         locks = self.locks

@@ -6,7 +6,8 @@ Each backend decodes its own storage into a :class:`_State`, so "is it still hel
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from receipt_chroma.lease.errors import LockLost
 from receipt_chroma.lease.values import _iso
@@ -44,7 +45,15 @@ def _lost_reason(
     return f"it expired at {_iso(state.expires_at)} (now {_iso(now)})"
 
 
-LocksT = TypeVar("LocksT")
+class _LockRecords(Protocol):
+    """What a lease needs of its backend to check it still holds the lock."""
+
+    clock: Callable[[], float]
+
+    def read(self, name: str) -> dict[str, Any] | None: ...
+
+
+LocksT = TypeVar("LocksT", bound=_LockRecords)
 
 
 class HeldLease(Generic[LocksT]):
@@ -72,6 +81,11 @@ class HeldLease(Generic[LocksT]):
         """Where the lock lives, for ``repr``."""
         raise NotImplementedError
 
+    @staticmethod
+    def _state_of(record: dict[str, Any] | None, /) -> _State | None:
+        """Decode the backend's stored lock record."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self._where()}, name={self.name!r}, owner={self.owner!r}, "
@@ -83,3 +97,14 @@ class HeldLease(Generic[LocksT]):
             state, owner=self.owner, token=self.token, now=now, released_locally=self._released
         )
         return LockLost(self.name, owner=self.owner, token=self.token, reason=reason)
+
+    def _lost(self, record: dict[str, Any] | None, now: float) -> LockLost:
+        return self._lost_from(self._state_of(record), now)
+
+    def check(self) -> None:
+        """Raise :class:`LockLost` unless this lease still holds the lock, as stored now."""
+        record = self.locks.read(self.name)
+        now = self.locks.clock()
+        state = self._state_of(record)
+        if state is None or not state.held_by(self.owner, self.token, now):
+            raise self._lost_from(state, now)
