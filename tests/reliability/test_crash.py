@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +69,7 @@ from receipt_chroma.snapshots import SnapshotStore, open_snapshot_store
 from receipt_events import faults
 from receipt_events.ingest import IngestSummary, ingest
 from receipt_events.records import read_input
-from receipt_events.store import open_store
+from receipt_events.store import Recorded, open_store
 from receipt_events.synthetic import HistoryConfig, generate_history, to_jsonl
 from tests.reliability.conftest import PROFILE, SEEDS, record_case
 
@@ -387,6 +387,11 @@ def compact_once(site: Site) -> CompactResult:
         store.close()
 
 
+def events_of(recorded: Iterable[Recorded]) -> Events:
+    """Each recorded event as (originator id, encoded event), positions left out."""
+    return [(r.event.originator_id, msgspec.json.encode(r.event)) for r in recorded]
+
+
 def read_log(url: str) -> tuple[Events, list[int]]:
     """The log's events (without their positions) and, apart, their positions."""
     store = open_store(url)
@@ -394,8 +399,7 @@ def read_log(url: str) -> tuple[Events, list[int]]:
         recorded = list(store.iter_events())
     finally:
         store.close()
-    events = [(r.event.originator_id, msgspec.json.encode(r.event)) for r in recorded]
-    return events, [r.position for r in recorded]
+    return events_of(recorded), [r.position for r in recorded]
 
 
 def read_events(url: str) -> Events:

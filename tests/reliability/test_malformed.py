@@ -74,6 +74,7 @@ from receipt_events.synthetic import (
     generate_history,
     to_jsonl,
 )
+from tests.json_values import any_json
 from tests.lambdas.harness import LambdaContext
 from tests.reliability.conftest import PROFILE, record_case
 from tests.reliability.malformed_corpus import (
@@ -339,19 +340,7 @@ _MUTATOR = Mutator(_POOL_HISTORY, seed=0)
 HYPOTHESIS_KINDS = list(MALFORMED_KINDS)
 
 json_text = st.text(max_size=8)
-json_values = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False, allow_infinity=False),
-        json_text,
-    ),
-    lambda children: st.one_of(
-        st.lists(children, max_size=3), st.dictionaries(json_text, children, max_size=3)
-    ),
-    max_leaves=6,
-)
+json_values = any_json(json_text, max_size=3, max_leaves=6)
 record_like = st.dictionaries(
     st.sampled_from(["eventID", "eventName", "dynamodb", "awsRegion", "Records", "Keys"]),
     json_values,

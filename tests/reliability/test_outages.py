@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
 import pytest
 
 import lambdas.stream_processor
@@ -56,6 +55,7 @@ from tests.reliability.test_crash import (
     SeedData,
     Site,
     compact_once,
+    events_of,
     final_checks,
     pulled_digest,
     read_events,
@@ -179,15 +179,15 @@ def test_postgres_cut_mid_append_is_retried_from_the_lowest_sequence_and_stored_
     monkeypatch.delenv("RECEIPT_EVENTS_WAKE_QUEUE", raising=False)
     monkeypatch.delenv("RECEIPT_EVENTS_FAULT", raising=False)
 
-    clean = open_store(f"memory://outage-clean-{mode}-{seed}")
-    ingest(clean, records_from_lambda_event({"Records": records}))
-    clean_events = [(r.event.originator_id, msgspec.json.encode(r.event)) for r in clean.read()]
-    clean.close()
+    with open_store(f"memory://outage-clean-{mode}-{seed}") as clean:
+        ingest(clean, records_from_lambda_event({"Records": records}))
+        clean_events = events_of(clean.iter_events())
 
     row: dict[str, Any] = {"mode": mode, "seed": seed, "cut_at_append": nth, "outcome": "error"}
     problems: list[str] = []
     try:
-        failures = _deliver(records, warm_handler, proxy, postgres_url, clean_events, problems)
+        with open_store(postgres_url) as direct:  # the test's own view, not through the proxy
+            failures = _deliver(records, warm_handler, proxy, direct, clean_events, problems)
         capsys.readouterr()
         row["reported_failures"] = failures
         row["cuts"] = proxy.cuts
@@ -222,30 +222,11 @@ def _deliver(
     records: list[dict[str, Any]],
     handler: Callable[[dict[str, Any]], dict[str, Any]],
     proxy: CuttingProxy,
-    direct_url: str,
-    clean_events: list[tuple[str, bytes]],
-    problems: list[str],
-) -> int:
-    """Deliver the stream in batches as the ESM does, retrying from a reported failure."""
-    direct = open_store(direct_url)  # the test's own view of the log, not through the proxy
-    try:
-        return _deliver_all(records, handler, proxy, direct, clean_events, problems)
-    finally:
-        direct.close()
-
-
-def _log(store: EventStore) -> list[tuple[str, bytes]]:
-    return [(r.event.originator_id, msgspec.json.encode(r.event)) for r in store.iter_events()]
-
-
-def _deliver_all(
-    records: list[dict[str, Any]],
-    handler: Callable[[dict[str, Any]], dict[str, Any]],
-    proxy: CuttingProxy,
     direct: EventStore,
     clean_events: list[tuple[str, bytes]],
     problems: list[str],
 ) -> int:
+    """Deliver the stream in batches as the ESM does, retrying from a reported failure."""
     start, failures = 0, 0
     while start < len(records):
         batch = records[start : start + STREAM_BATCH]
@@ -263,7 +244,7 @@ def _deliver_all(
                 f"the failed batch was reported from {failure['itemIdentifier']}, "
                 f"not from its lowest SequenceNumber {lowest}"
             )
-        after = _log(direct)
+        after = events_of(direct.iter_events())
         if after != clean_events[: len(after)]:
             problems.append("after the cut the log is not a prefix of the clean log")
         if proxy.mode in ("insert", "after_insert") and direct.head() != head:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from receipt_events.ingest import ingest
 from receipt_events.records import InputRecord, UnreadableInput, read_input
 from receipt_events.store import open_store
+from tests.json_values import any_json
 from tests.unit.records_factory import (
     make_record,
     sk_label,
@@ -60,19 +61,7 @@ TEMPLATES: list[dict[str, Any]] = [
 WRITES = [i for i, t in enumerate(TEMPLATES) if "NewImage" in t["dynamodb"]]
 
 json_text = st.text(st.characters(codec="utf-8"), max_size=12)
-json_values = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False, allow_infinity=False),
-        json_text,
-    ),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(json_text, children, max_size=4)
-    ),
-    max_leaves=10,
-)
+json_values = any_json(json_text, max_size=4, max_leaves=10)
 not_str = st.one_of(st.none(), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
 not_object = st.one_of(st.none(), st.integers(), json_text, st.lists(st.integers(), max_size=2))
 
