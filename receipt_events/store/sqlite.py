@@ -66,7 +66,7 @@ def use_wal(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
                 raise
             problem = str(error)
         if time.monotonic() >= deadline:
-            raise sqlite3.OperationalError(f"{path}: could not switch to WAL mode: {problem}")
+            raise sqlite3.OperationalError(f"could not switch to WAL mode: {problem}")
         time.sleep(WAL_RETRY_SECONDS)
 
 
