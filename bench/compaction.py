@@ -38,19 +38,19 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from projections.compaction import compact
+from projections.compaction import CompactOptions, compact
 from projections.publish import publish_directory
 from projections.restore import restore
 from projections.runner import catch_up, rebuild
 from projections.snapshot_dir import open_snapshot
-from receipt_chroma.delta_writer import deterministic_vector
 from receipt_chroma.deltas import MemoryDeltaSource
-from receipt_chroma.lease import DynamoDBLocks, ensure_lock_table
+from receipt_chroma.lease import DynamoDBLeases, create_lease_table
 from receipt_chroma.records import ChromaRecord, embedding_bytes
 from receipt_chroma.snapshots import SnapshotStore, open_snapshot_store
 from receipt_events.events import EmbeddingsPublished, EventSource, PlaceChanged, WordLabelSet
 from receipt_events.keys import LineKey, WordKey
 from receipt_events.store import EventStore, open_store
+from synthetic.deltas import deterministic_vector
 
 DIMENSION = 384
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,11 +203,13 @@ def old_cycle(log: Log, snapshots: SnapshotStore, workdir: Path, base: int, chan
 def ours(
     log: Log, snapshots: SnapshotStore, cache: Path, base: int, changes: int, every: int
 ) -> float:
-    ensure_lock_table(_dynamodb(), "bench-locks")
-    locks = DynamoDBLocks("bench-locks")
+    create_lease_table(_dynamodb(), "bench-locks")
+    locks = DynamoDBLeases("bench-locks")
     started = time.perf_counter()
     for position in range(base + every, base + changes + 1, every):
-        result = compact(log.store, snapshots, locks, log.deltas, cache, to=position, keep=3)
+        result = compact(
+            log.store, snapshots, locks, log.deltas, cache, CompactOptions(to=position, keep=3)
+        )
         if not (result.published and result.reused_cache):
             raise RuntimeError(f"expected a publish from the warm cache, got {result}")
     return time.perf_counter() - started

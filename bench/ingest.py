@@ -30,7 +30,7 @@ import msgspec
 from receipt_events.ingest import ingest
 from receipt_events.records import InputRecord, read_input
 from receipt_events.store import open_store
-from receipt_events.synthetic import config_for_records, generate_history, to_jsonl
+from synthetic.history import config_for_records, generate_history, to_jsonl
 
 Row = tuple[str, int, str, bytes]
 

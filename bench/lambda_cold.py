@@ -26,7 +26,7 @@ import uuid
 import msgspec
 import psycopg
 
-from receipt_events.synthetic import config_for_records, generate_history
+from synthetic.history import config_for_records, generate_history
 
 PROBE = (
     "import time; started = time.perf_counter(); import lambdas.stream_processor; "

@@ -35,7 +35,6 @@ import numpy as np
 from projections.runner import catch_up, rebuild
 from projections.snapshot_dir import open_snapshot
 from receipt_chroma.client import COLLECTIONS, open_chroma
-from receipt_chroma.delta_writer import deterministic_vector, write_run_deltas
 from receipt_chroma.deltas import LocalDeltaSource, MemoryDeltaSource
 from receipt_chroma.digest import dump
 from receipt_chroma.records import ChromaRecord, embedding_bytes
@@ -49,7 +48,8 @@ from receipt_events.ingest import ingest
 from receipt_events.keys import WordKey
 from receipt_events.records import read_input
 from receipt_events.store import EventStore, open_store
-from receipt_events.synthetic import HistoryConfig, generate_history, to_jsonl
+from synthetic.deltas import deterministic_vector, write_run_deltas
+from synthetic.history import HistoryConfig, generate_history, to_jsonl
 
 DIMENSION = 384
 

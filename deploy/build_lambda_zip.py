@@ -1,9 +1,10 @@
 """Build the stream processor's Lambda zip: ``build/stream-processor.zip``.
 
-The zip holds ``lambdas/stream_processor.py``, the ``receipt_events`` package without its
-command line, and the libraries they import (msgspec, eventsourcing with psycopg), installed
-as manylinux wheels for Lambda's Python 3.11 on x86_64. Nothing of chromadb, numpy,
-``receipt_chroma`` or ``projections`` goes in: this function only appends to the log.
+The zip holds ``lambdas/stream_processor.py`` and the Lambda plumbing it uses, the
+``receipt_events`` package without its command line, and the libraries they import (msgspec,
+eventsourcing with psycopg), installed as manylinux wheels for Lambda's Python 3.11 on x86_64.
+Nothing of chromadb, numpy, ``receipt_chroma``, ``projections``, the command line or the
+``synthetic`` generators goes in: this function only appends to the log.
 
     python deploy/build_lambda_zip.py [--out build/stream-processor.zip]
 """
@@ -21,10 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ("msgspec>=0.19", "eventsourcing[postgres]==9.5.6", "psycopg[binary]>=3.2")
 EXCLUDED_PARTS = {"__pycache__", "cli"}  # the CLI (typer, rich) is not part of the function
+LAMBDA_MODULES = (  # the stream processor and the plumbing it imports
+    "__init__.py",
+    "stream_processor.py",
+    "invocation.py",
+    "observability.py",
+    "wakeup.py",
+    "warm_store.py",
+)
 SOURCES = (
     ("receipt_events", "receipt_events"),
-    ("lambdas/__init__.py", "lambdas/__init__.py"),
-    ("lambdas/stream_processor.py", "lambdas/stream_processor.py"),
+    *((f"lambdas/{name}", f"lambdas/{name}") for name in LAMBDA_MODULES),
 )
 
 

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 from chromadb.api.models.Collection import Collection
 
-from projections.fold import CollectionPlan, DeltaLoader, DeltaPolicy, DeltaProblem, Fold, Plan
+from projections.errors import DeltaProblem
+from projections.fold import CollectionPlan, DeltaLoader, DeltaPolicy, Fold, Plan
 from projections.snapshot_dir import SnapshotDirectory
 from receipt_chroma.client import ChromaDirectory
 from receipt_chroma.writer import delete, update_metadata, upsert
@@ -34,7 +35,7 @@ class BatchResult(msgspec.Struct):
     added: int
     updated: int
     deleted: int
-    parked_deltas: int
+    held_deltas: int
 
     @property
     def records_written(self) -> int:
@@ -185,7 +186,7 @@ def apply_batch(
     state.commit_batch(
         views=[fold.post[receipt] for receipt in fold.touched],
         merged=fold.merged,
-        parked=fold.parked,
+        held=fold.held,
         dimensions=fold.dimensions,
         checkpoint=fold.last.position,
         checkpoint_event=fold.last.event.originator_id,
@@ -199,7 +200,7 @@ def apply_batch(
             added=writer.added,
             updated=writer.updated,
             deleted=writer.deleted,
-            parked_deltas=len(fold.parked),
+            held_deltas=len(fold.held),
         ),
         problem,
     )

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from projections.errors import CompactionGaveUp
 from projections.publish import publish_directory
 from projections.restore import ensure_local_copy
 from projections.runner import catch_up
 from projections.snapshot_dir import open_snapshot
 from receipt_chroma.deltas import DeltaSource
-from receipt_chroma.lease import LeaseKeeper, Locks
+from receipt_chroma.lease import LeaseKeeper, Leases
 from receipt_chroma.snapshots import PointerConflict, SnapshotStore
 from receipt_events.store import EventStore
 
-DEFAULT_LOCK_TTL = 300.0
+DEFAULT_LEASE_TTL = 300.0
 DEFAULT_KEEP = 5
 MAX_ATTEMPTS = 5
 
@@ -57,59 +59,52 @@ class CompactResult(msgspec.Struct, kw_only=True):
     deleted: list[str] = msgspec.field(default_factory=list)
 
 
-class CompactionGaveUp(Exception):
-    """Every attempt lost the pointer swap to another publisher."""
-
-
-def lock_name(snapshots: SnapshotStore) -> str:
+def lease_name(snapshots: SnapshotStore) -> str:
     return f"compaction:{snapshots.url}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompactOptions:
+    """How one compaction runs; the defaults catch up to the head once and publish at the end.
+
+    ``to``: stop at this position instead of the head. ``lease_ttl``: seconds the lease lasts
+    between heartbeats. ``keep``: snapshots to retain after a publish. ``max_attempts``: lost
+    pointer swaps before giving up. ``policy``: when to publish while catching up. ``follow``:
+    keep going (still under the lease) while the head moves, so a wake-up that arrives during a
+    run is never lost. ``stop_at``: a ``clock()`` time (a Lambda's deadline less a margin)
+    after which the run ends early: after the step in progress, what was applied is published
+    and the lease released, and the next wake-up goes on from there (a run that follows a busy
+    head, or catches up a long tail, must not be killed by its timeout with its work
+    unpublished and the lease held until it expires).
+    """
+
+    to: int | None = None
+    lease_ttl: float = DEFAULT_LEASE_TTL
+    keep: int = DEFAULT_KEEP
+    max_attempts: int = MAX_ATTEMPTS
+    policy: PublishPolicy = field(default_factory=PublishPolicy)
+    follow: bool = False
+    stop_at: float | None = None
+    clock: Callable[[], float] = time.monotonic
 
 
 def compact(
     store: EventStore,
     snapshots: SnapshotStore,
-    locks: Locks,
+    leases: Leases,
     deltas: DeltaSource,
     cache: Path,
-    *,
-    to: int | None = None,
-    ttl: float = DEFAULT_LOCK_TTL,
-    keep: int = DEFAULT_KEEP,
-    max_attempts: int = MAX_ATTEMPTS,
-    policy: PublishPolicy = PublishPolicy(),
-    follow: bool = False,
-    stop_at: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    options: CompactOptions = CompactOptions(),
 ) -> CompactResult:
-    """Bring the store's latest snapshot up to ``to`` (default: the head) and publish it.
+    """Bring the store's latest snapshot up to ``options.to`` (default: the head) and publish it.
 
-    With ``follow``, keep going (still under the lock) while the head moves, so a wake-up that
-    arrives during a run is never lost. ``stop_at`` (a ``clock()`` time, e.g. a Lambda's
-    deadline less a margin) ends the run early: after the step in progress, what was applied
-    is published and the lock released, and the next wake-up goes on from there (a run that
-    follows a busy head, or catches up a long tail, must not be killed by its timeout with
-    its work unpublished and the lock held until it expires). Raises :class:`LockBusy` when
-    another compactor holds the lock, :class:`CompactionGaveUp` after ``max_attempts`` lost
-    pointer swaps.
+    Raises :class:`LeaseBusy` when another compactor holds the lease,
+    :class:`CompactionGaveUp` after ``options.max_attempts`` lost pointer swaps.
     """
-    lease = locks.acquire(lock_name(snapshots), ttl=ttl)
+    lease = leases.acquire(lease_name(snapshots), ttl=options.lease_ttl)
     try:
         with LeaseKeeper(lease) as keeper:
-            return _compact(
-                store,
-                snapshots,
-                deltas,
-                cache,
-                keeper,
-                lease.token,
-                to=to,
-                keep=keep,
-                max_attempts=max_attempts,
-                policy=policy,
-                follow=follow,
-                stop_at=stop_at,
-                clock=clock,
-            )
+            return _compact(store, snapshots, deltas, cache, keeper, lease.token, options)
     finally:
         lease.release()
 
@@ -121,15 +116,9 @@ def _compact(
     cache: Path,
     keeper: LeaseKeeper,
     token: int,
-    *,
-    to: int | None,
-    keep: int,
-    max_attempts: int,
-    policy: PublishPolicy,
-    follow: bool,
-    stop_at: float | None,
-    clock: Callable[[], float],
+    options: CompactOptions,
 ) -> CompactResult:
+    to, policy, clock, stop_at = options.to, options.policy, options.clock, options.stop_at
     pointer, version = snapshots.pointer()
     reused = ensure_local_copy(snapshots, pointer, cache, store)
     applied = attempts = publishes = 0
@@ -161,7 +150,7 @@ def _compact(
                 )
             except PointerConflict:
                 attempts += 1
-                if attempts >= max_attempts:
+                if attempts >= options.max_attempts:
                     raise CompactionGaveUp(
                         f"{snapshots.url}: lost the pointer swap {attempts} times; "
                         "another publisher is active"
@@ -172,7 +161,9 @@ def _compact(
             pointer, version = snapshots.pointer()
             publishes += 1
             last_publish = clock()
-        if out_of_time or (caught_up and not (follow and to is None and store.head() > position)):
+        if out_of_time or (
+            caught_up and not (options.follow and to is None and store.head() > position)
+        ):
             break
     return CompactResult(
         published=publishes > 0,
@@ -183,5 +174,5 @@ def _compact(
         attempts=attempts + 1,
         reused_cache=reused,
         publishes=publishes,
-        deleted=snapshots.retain(keep) if publishes else [],
+        deleted=snapshots.retain(options.keep) if publishes else [],
     )

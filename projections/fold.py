@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from projections.errors import DeltaProblem
 from projections.metadata import MANAGED_KEYS, LabelState, record_metadata
 from projections.state import (
+    HeldDelta,
     MergedDelta,
-    ParkedDelta,
     PlaceState,
     ProjectionState,
     ReceiptView,
@@ -42,22 +43,9 @@ from receipt_events.events import (
 from receipt_events.keys import KeyFormatError, LineKey, WordKey, parse_chroma_id
 from receipt_events.store import Recorded
 
-DeltaPolicy = Literal["stop", "park"]
+DeltaPolicy = Literal["stop", "hold"]
 ReceiptId = tuple[str, int]
 DeltaLoader = Callable[[str, CollectionName], Delta]
-
-
-class DeltaProblem(Exception):
-    """A delta that stops the projection before the event that references it."""
-
-    def __init__(self, position: int, run_id: str, collection: str, error: DeltaError) -> None:
-        super().__init__(
-            f"log position {position}: compaction run {run_id}, collection {collection}: {error}"
-        )
-        self.position = position
-        self.run_id = run_id
-        self.collection = collection
-        self.error = error
 
 
 class CollectionPlan(msgspec.Struct):
@@ -105,7 +93,7 @@ class Fold:
         self.touched: dict[ReceiptId, set[RecordKey]] = {}
         self.fresh: dict[RecordKey, ChromaRecord] = {}  # vectors from this batch's deltas
         self.merged: list[MergedDelta] = []
-        self.parked: list[ParkedDelta] = []
+        self.held: list[HeldDelta] = []
         self.dimensions: dict[str, int] = {}
         self.applied = 0
         self.last: Recorded | None = None
@@ -175,9 +163,9 @@ class Fold:
         self.touched[receipt].update(view.records)
 
     def _load_run(self, event: EmbeddingsPublished, position: int) -> list[Delta]:
-        """Read and check both deltas of a run; park (or stop at) any that cannot be used."""
+        """Read and check both deltas of a run; hold back (or stop at) any that cannot be used."""
         deltas: list[Delta] = []
-        problems: list[ParkedDelta] = []
+        problems: list[HeldDelta] = []
         locations: tuple[tuple[CollectionName, str], ...] = (
             ("lines", event.lines_delta),
             ("words", event.words_delta),
@@ -190,10 +178,8 @@ class Fold:
             except DeltaError as error:
                 if self._policy == "stop":
                     raise DeltaProblem(position, event.run_id, collection, error) from error
-                problems.append(
-                    ParkedDelta(event.run_id, collection, location, position, str(error))
-                )
-        self.parked.extend(problems)
+                problems.append(HeldDelta(event.run_id, collection, location, position, str(error)))
+        self.held.extend(problems)
         return deltas
 
     def _check(self, delta: Delta, event: EmbeddingsPublished) -> None:

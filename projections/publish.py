@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from projections.errors import StateError
 from projections.snapshot_dir import open_snapshot
-from projections.state import PROJECTION_VERSION, StateError
+from projections.state import PROJECTION_VERSION
 from receipt_chroma.client import COLLECTIONS
 from receipt_chroma.digest import digest_directory
-from receipt_chroma.lock import LOCK_FILE
+from receipt_chroma.directory_lock import LOCK_FILE
 from receipt_chroma.snapshots import Manifest, Pointer, SnapshotStore, snapshot_key
 from receipt_chroma.snapshots.manifest import file_entries
 

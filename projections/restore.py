@@ -8,7 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from projections.runner import ProjectionConflict, catch_up, check_same_log
+from projections.errors import ProjectionConflict
+from projections.runner import catch_up, check_same_log
 from projections.snapshot_dir import open_snapshot
 from projections.state import STATE_FILE
 from receipt_chroma.deltas import DeltaSource

@@ -16,13 +16,14 @@ from pathlib import Path
 import msgspec
 
 from projections.chroma import BatchResult, WriteHook, apply_batch
-from projections.fold import DeltaPolicy, DeltaProblem
+from projections.errors import ProjectionConflict, ProjectionStopped, StateError
+from projections.fold import DeltaPolicy
 from projections.snapshot_dir import SnapshotDirectory, open_snapshot
-from projections.state import STATE_FILE, StateError
+from projections.state import STATE_FILE
 from receipt_chroma.client import CollectionName
 from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.digest import Digest, digest_directory
-from receipt_chroma.lock import LOCK_FILE
+from receipt_chroma.directory_lock import LOCK_FILE
 from receipt_chroma.prefetch import PrefetchingDeltaSource
 from receipt_events.events import EmbeddingsPublished
 from receipt_events.store import EventStore, Recorded
@@ -41,7 +42,7 @@ class CatchUpResult(msgspec.Struct, kw_only=True):
     updated: int = 0
     deleted: int = 0
     batches: int = 0
-    parked_deltas: int = 0
+    held_deltas: int = 0
 
     @property
     def records_written(self) -> int:
@@ -54,20 +55,7 @@ class CatchUpResult(msgspec.Struct, kw_only=True):
         self.updated += batch.updated
         self.deleted += batch.deleted
         self.batches += 1
-        self.parked_deltas += batch.parked_deltas
-
-
-class ProjectionStopped(Exception):
-    """A delta stopped the projection; everything before its event was applied."""
-
-    def __init__(self, problem: DeltaProblem, result: CatchUpResult) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
-        self.result = result
-
-
-class ProjectionConflict(Exception):
-    """The snapshot and the log (or the request) do not fit together."""
+        self.held_deltas += batch.held_deltas
 
 
 def catch_up(

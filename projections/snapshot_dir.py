@@ -10,15 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+from projections.errors import NotASnapshot
 from projections.state import STATE_FILE, ProjectionState
 from receipt_chroma.client import ChromaDirectory, open_chroma
-from receipt_chroma.lock import DirectoryLock
+from receipt_chroma.directory_lock import DirectoryLock
 
 CHROMA_SUBDIR = "chroma"
-
-
-class NotASnapshot(Exception):
-    """A directory that is not a snapshot directory."""
 
 
 class SnapshotDirectory:

@@ -2,7 +2,7 @@
 
 It holds what the Chroma records are a function of (each receipt's place fields, each word's
 labels, each record's delta metadata and embedding digest), the deltas merged so far with
-their content digests, parked deltas, and the checkpoint. State is loaded and saved a whole
+their content digests, held deltas, and the checkpoint. State is loaded and saved a whole
 receipt at a time, and a batch's receipts are saved in one transaction together with the new
 checkpoint, so state and checkpoint can never disagree.
 
@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from projections.errors import StateError
 from projections.metadata import LabelState
 
 PROJECTION_VERSION = 1
@@ -47,15 +48,11 @@ CREATE TABLE IF NOT EXISTS deltas (
     run_id TEXT, collection TEXT, location TEXT NOT NULL, digest TEXT NOT NULL,
     records INTEGER NOT NULL, position INTEGER NOT NULL,
     PRIMARY KEY (run_id, collection));
-CREATE TABLE IF NOT EXISTS parked_deltas (
+CREATE TABLE IF NOT EXISTS held_deltas (
     run_id TEXT, collection TEXT, location TEXT NOT NULL, position INTEGER NOT NULL,
     error TEXT NOT NULL,
     PRIMARY KEY (run_id, collection));
 """
-
-
-class StateError(Exception):
-    """A state file this code cannot resume from (another version, another log)."""
 
 
 class PlaceState(msgspec.Struct, frozen=True):
@@ -81,7 +78,10 @@ class MergedDelta(msgspec.Struct, frozen=True):
     position: int
 
 
-class ParkedDelta(msgspec.Struct, frozen=True):
+class HeldDelta(msgspec.Struct, frozen=True):
+    """A delta the projection could not use (missing, changed, malformed) and went on without,
+    under ``--on-missing-delta hold``: its run's records of that collection stay out."""
+
     run_id: str
     collection: str
     location: str
@@ -127,6 +127,7 @@ class ProjectionState:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._rename_table("parked_deltas", "held_deltas")  # the name before 0.2
         self._db.executescript(_SCHEMA)
         version = self.get_meta("projection_version")
         if version is None:
@@ -136,6 +137,15 @@ class ProjectionState:
                 f"{path} was built by projection version {version}; this code is version "
                 f"{PROJECTION_VERSION}: rebuild the snapshot (receipt-events rebuild)"
             )
+
+    def _rename_table(self, old: str, new: str) -> None:
+        """Carry a state file written under an older table name over to the current one."""
+        tables = {
+            name
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if old in tables and new not in tables:
+            self._db.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
     # -- meta ------------------------------------------------------------------------
 
@@ -210,11 +220,11 @@ class ProjectionState:
             )
         }
 
-    def parked_deltas(self) -> list[ParkedDelta]:
+    def held_deltas(self) -> list[HeldDelta]:
         return [
-            ParkedDelta(*row)
+            HeldDelta(*row)
             for row in self._db.execute(
-                "SELECT run_id, collection, location, position, error FROM parked_deltas "
+                "SELECT run_id, collection, location, position, error FROM held_deltas "
                 "ORDER BY position, collection"
             )
         ]
@@ -237,7 +247,7 @@ class ProjectionState:
         self,
         views: Iterable[ReceiptView],
         merged: Iterable[MergedDelta],
-        parked: Iterable[ParkedDelta],
+        held: Iterable[HeldDelta],
         dimensions: dict[str, int],
         checkpoint: int,
         checkpoint_event: str | None,
@@ -254,8 +264,8 @@ class ProjectionState:
                 ],
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO parked_deltas VALUES (?, ?, ?, ?, ?)",
-                [(p.run_id, p.collection, p.location, p.position, p.error) for p in parked],
+                "INSERT OR REPLACE INTO held_deltas VALUES (?, ?, ?, ?, ?)",
+                [(p.run_id, p.collection, p.location, p.position, p.error) for p in held],
             )
             for collection, dimension in dimensions.items():
                 self.set_meta(f"dimension:{collection}", dimension)

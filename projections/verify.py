@@ -16,10 +16,10 @@ from typing import Literal
 import msgspec
 
 from projections.chroma import fold_events
+from projections.errors import StateError
 from projections.fold import DeltaPolicy
 from projections.runner import check_same_log, rebuild
 from projections.snapshot_dir import open_snapshot
-from projections.state import StateError
 from receipt_chroma.client import open_chroma
 from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.digest import digest_records, dump

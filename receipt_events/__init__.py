@@ -5,4 +5,4 @@ it never imports chromadb. Data flows attributes → keys → records → change
 store → ingest; ``cli`` is the command line.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

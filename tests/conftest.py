@@ -24,7 +24,7 @@ patching):
   reason, except under CI (``CI=true``), where it *fails*.
 * ``dynamodb_client``: a low-level boto3 DynamoDB client (DynamoDB Local).
 * ``s3_bucket``: the name of a fresh, empty S3 bucket (moto).
-* ``lock_table``: the name of a fresh lock table (``receipt_chroma.lease.ensure_lock_table``).
+* ``lock_table``: the name of a fresh lock table (``receipt_chroma.lease.create_lease_table``).
 
 Those tests get the ``aws`` marker, so ``-m "not aws"`` deselects them.
 """
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from receipt_chroma.lease import ensure_lock_table
+from receipt_chroma.lease import create_lease_table
 from receipt_events.store import EventStore, open_store
 from tests.aws.harness import (
     AwsEnv,
@@ -249,7 +249,7 @@ def s3_bucket(aws_clean: AwsEnv) -> str:
 
 @pytest.fixture
 def lock_table(dynamodb_client: Any) -> str:
-    """The name of a fresh lock table on DynamoDB Local, made by ``ensure_lock_table``."""
+    """The name of a fresh lock table on DynamoDB Local, made by ``create_lease_table``."""
     name = f"locks-{uuid.uuid4().hex[:16]}"
-    ensure_lock_table(dynamodb_client, name)
+    create_lease_table(dynamodb_client, name)
     return name

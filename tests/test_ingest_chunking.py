@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from receipt_events.ingest import ingest
 from receipt_events.records import InputRecord, read_input
 from receipt_events.store import EventStore, open_store
-from receipt_events.synthetic import HistoryConfig, corrupt_lines, generate_history, to_jsonl
+from synthetic.history import HistoryConfig, corrupt_lines, generate_history, to_jsonl
 
 _histories: dict[tuple[int, int, int], list[InputRecord]] = {}
 

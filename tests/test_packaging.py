@@ -38,9 +38,32 @@ def test_the_zip_holds_the_stream_processor_and_nothing_heavy(lambda_zip: Path) 
     for heavy in ("chromadb", "numpy", "onnxruntime", "receipt_chroma", "projections", "boto3"):
         assert heavy not in tops, heavy
     assert "lambdas/projector.py" not in names
-    assert not [name for name in names if name.startswith("receipt_events/cli/")]
     assert not [name for name in names if "__pycache__" in name]
     assert lambda_zip.stat().st_size < MAX_ZIP_BYTES
+
+
+def test_the_zip_holds_no_command_line_and_no_generator(lambda_zip: Path) -> None:
+    """The CLI (typer, rich, every layer's commands) and the test-data generators are tools,
+    not what the function runs."""
+    names = zipfile.ZipFile(lambda_zip).namelist()
+    tops = {name.split("/")[0] for name in names}
+    assert not tops & {"receipt_cli", "synthetic", "typer", "rich", "click"}
+    assert not [name for name in names if "/cli/" in name or name.endswith("/cli.py")]
+    assert not [name for name in names if "synthetic" in name or "delta_writer" in name]
+    # what is left of ours: the log library and the stream processor's plumbing
+    ours = {name.split("/")[0] for name in names if name.endswith(".py")} & {
+        "receipt_events",
+        "lambdas",
+    }
+    assert ours == {"receipt_events", "lambdas"}
+    assert sorted(n for n in names if n.startswith("lambdas/")) == [
+        "lambdas/__init__.py",
+        "lambdas/invocation.py",
+        "lambdas/observability.py",
+        "lambdas/stream_processor.py",
+        "lambdas/wakeup.py",
+        "lambdas/warm_store.py",
+    ]
 
 
 def test_the_zip_alone_runs_the_handler(lambda_zip: Path, tmp_path: Path) -> None:
@@ -133,7 +156,7 @@ def test_the_template_wires_the_stream_and_the_projector() -> None:
     variables = projector["Environment"]["Variables"]
     assert {
         "RECEIPT_EVENTS_SNAPSHOTS",
-        "RECEIPT_EVENTS_LOCK_TABLE",
+        "RECEIPT_EVENTS_LEASE_TABLE",
         "RECEIPT_EVENTS_DELTAS",
     } <= set(variables)
     lock = resources["LockTable"]["Properties"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from projections.projector import ConfigError, ProjectorConfig, Wakeup, parse_trigger
-from receipt_chroma.lease import DynamoDBLocks, FileLocks
+from lambdas.triggers import Wakeup, parse_wakeup
+from projections.projector import ConfigError, ProjectorConfig
+from receipt_chroma.lease import DynamoDBLeases, FileLeases
 
 BASE = {
     "RECEIPT_EVENTS_STORE": "postgresql://u@h/db",
     "RECEIPT_EVENTS_SNAPSHOTS": "s3://bucket/snapshots",
-    "RECEIPT_EVENTS_LOCK_TABLE": "locks",
+    "RECEIPT_EVENTS_LEASE_TABLE": "leases",
 }
 
 
@@ -19,9 +20,9 @@ def test_a_complete_environment_with_defaults(monkeypatch: pytest.MonkeyPatch) -
     config = ProjectorConfig.from_env(BASE)
     assert config.store == "postgresql://u@h/db"
     assert (config.publish_every_events, config.publish_every_seconds) == (5000, 120.0)
-    assert (config.lock_ttl, config.keep, config.deltas) == (120.0, 5, ".")
-    assert config.cache == "/tmp/receipt-events/snapshot"
-    assert isinstance(config.locks(), DynamoDBLocks)
+    assert (config.lease_ttl, config.keep, config.deltas) == (120.0, 5, ".")
+    assert config.snapshot_dir == "/tmp/receipt-events/snapshot"
+    assert isinstance(config.leases(), DynamoDBLeases)
 
 
 def test_policy_values_can_be_set_or_turned_off() -> None:
@@ -44,7 +45,7 @@ def test_a_local_snapshot_store_uses_a_file_lock(tmp_path: object) -> None:
     config = ProjectorConfig.from_env(
         {"RECEIPT_EVENTS_STORE": "sqlite:////tmp/x.db", "RECEIPT_EVENTS_SNAPSHOTS": "/tmp/store"}
     )
-    assert isinstance(config.locks(), FileLocks)
+    assert isinstance(config.leases(), FileLeases)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,7 @@ def test_a_local_snapshot_store_uses_a_file_lock(tmp_path: object) -> None:
     [
         ("RECEIPT_EVENTS_STORE", "RECEIPT_EVENTS_STORE is not set"),
         ("RECEIPT_EVENTS_SNAPSHOTS", "RECEIPT_EVENTS_SNAPSHOTS is not set"),
-        ("RECEIPT_EVENTS_LOCK_TABLE", "RECEIPT_EVENTS_LOCK_TABLE is not set"),
+        ("RECEIPT_EVENTS_LEASE_TABLE", "RECEIPT_EVENTS_LEASE_TABLE is not set"),
     ],
 )
 def test_a_missing_setting_is_named(missing: str, message: str) -> None:
@@ -61,9 +62,30 @@ def test_a_missing_setting_is_named(missing: str, message: str) -> None:
         ProjectorConfig.from_env(env)
 
 
+def test_the_names_before_0_2_are_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    old = {
+        "RECEIPT_EVENTS_STORE": "postgresql://u@h/db",
+        "RECEIPT_EVENTS_SNAPSHOTS": "s3://bucket/snapshots",
+        "RECEIPT_EVENTS_LOCK_TABLE": "old-locks",
+        "RECEIPT_EVENTS_LOCK_TTL": "45",
+    }
+    config = ProjectorConfig.from_env(old)
+    assert (config.lease_table, config.lease_ttl) == ("old-locks", 45.0)
+    # the current name wins where both are set
+    both = {**old, "RECEIPT_EVENTS_LEASE_TABLE": "leases", "RECEIPT_EVENTS_LEASE_TTL": "90"}
+    assert (
+        ProjectorConfig.from_env(both).lease_table,
+        ProjectorConfig.from_env(both).lease_ttl,
+    ) == (
+        "leases",
+        90.0,
+    )
+
+
 def test_a_malformed_number_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="projector configuration"):
-        ProjectorConfig.from_env({**BASE, "RECEIPT_EVENTS_LOCK_TTL": "two minutes"})
+        ProjectorConfig.from_env({**BASE, "RECEIPT_EVENTS_LEASE_TTL": "two minutes"})
 
 
 @pytest.mark.parametrize(
@@ -76,7 +98,7 @@ def test_a_malformed_number_is_a_configuration_error() -> None:
     ],
 )
 def test_wakeups(event: dict[str, object], expected: Wakeup) -> None:
-    assert parse_trigger(event) == expected
+    assert parse_wakeup(event) == expected
 
 
 @pytest.mark.parametrize(
@@ -93,4 +115,4 @@ def test_wakeups(event: dict[str, object], expected: Wakeup) -> None:
 )
 def test_anything_else_is_refused(event: object) -> None:
     with pytest.raises(ValueError, match="wake-up"):
-        parse_trigger(event)
+        parse_wakeup(event)

@@ -27,7 +27,7 @@ from receipt_events.ingest import Outcome, classify, ingest
 from receipt_events.keys import LabelKey, LineKey, PlaceKey, ReceiptKey, WordKey, parse_key
 from receipt_events.records import InputRecord, parse_record, read_input
 from receipt_events.store import ParkedRecord, open_store
-from receipt_events.synthetic import (
+from synthetic.history import (
     CORRUPTIONS,
     EVENT_INTENTS,
     INTENT_OUTCOMES,
@@ -96,7 +96,7 @@ def test_same_config_gives_identical_bytes_and_other_seeds_differ() -> None:
 def test_same_bytes_in_other_processes_whatever_the_hash_seed() -> None:
     script = (
         "import hashlib, sys\n"
-        "from receipt_events.synthetic import HistoryConfig, generate_history, to_jsonl\n"
+        "from synthetic.history import HistoryConfig, generate_history, to_jsonl\n"
         "h = generate_history(HistoryConfig(seed=11, receipts=5))\n"
         "sys.stdout.write(hashlib.sha256(to_jsonl(h.records)).hexdigest())\n"
     )

@@ -1,7 +1,7 @@
-"""Fenced leases in a DynamoDB table: one item per lock name, keyed by ``lock_id``.
+"""Fenced leases in a DynamoDB table: one item per lease name, keyed by ``lock_id``.
 
 For locks shared between machines (Lambdas, projectors). Every change is one conditional
-``UpdateItem`` (see :func:`ensure_lock_table` for the table):
+``UpdateItem`` (see :func:`create_lease_table` for the table):
 
 - acquire: ``attribute_not_exists(lock_id) OR attribute_not_exists(owner) OR expires_at < :now``
   sets a fresh owner and ``expires_at`` and adds 1 to ``token``;
@@ -10,7 +10,7 @@ For locks shared between machines (Lambdas, projectors). Every change is one con
   system's heartbeat re-put the whole item with no owner check);
 - release: ``owner = :owner AND token = :token`` removes the owner and sets ``expires_at`` to
   now. The item is never deleted, so the token survives and tokens strictly increase across
-  all acquires ever. **Do not enable DynamoDB TTL on a lock table**: deleting an item would
+  all acquires ever. **Do not enable DynamoDB TTL on a lease table**: deleting an item would
   restart its token at 1.
 
 Times are DynamoDB numbers written from exact decimal strings (``{"N": "1732806000.25"}``), so
@@ -25,9 +25,9 @@ import importlib
 import time
 from typing import Any
 
-from receipt_chroma.lease.errors import LockBusy
+from receipt_chroma.lease.errors import LeaseBusy, LeaseTableMissing
 from receipt_chroma.lease.interface import Clock
-from receipt_chroma.lease.state import LOCK_KEY, HeldLease, _State
+from receipt_chroma.lease.state import LEASE_KEY, HeldLease, _State
 from receipt_chroma.lease.values import _check_name, _check_ttl, _number, new_owner_id
 
 
@@ -35,11 +35,13 @@ def _n(value: float) -> dict[str, str]:
     return {"N": _number(value)}
 
 
-def ensure_lock_table(client: Any, table: str) -> None:
-    """Create the lock table (on-demand, hash key ``lock_id`` S) if missing; wait until ACTIVE.
+def create_lease_table(client: Any, table: str) -> bool:
+    """Create the lease table (on-demand, hash key ``lock_id`` S) if missing; wait until ACTIVE.
 
-    An existing table with another key schema raises ``ValueError``. Do not enable TTL on it.
+    Returns whether this call created it. An existing table with another key schema raises
+    ``ValueError``. Do not enable TTL on it.
     """
+    created = False
     try:
         description = client.describe_table(TableName=table)["Table"]
     except client.exceptions.ResourceNotFoundException:
@@ -47,20 +49,22 @@ def ensure_lock_table(client: Any, table: str) -> None:
         with contextlib.suppress(client.exceptions.ResourceInUseException):
             client.create_table(
                 TableName=table,
-                AttributeDefinitions=[{"AttributeName": LOCK_KEY, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": LOCK_KEY, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": LEASE_KEY, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": LEASE_KEY, "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
             )
+            created = True
     else:
         key_schema = description.get("KeySchema")
-        if key_schema != [{"AttributeName": LOCK_KEY, "KeyType": "HASH"}]:
+        if key_schema != [{"AttributeName": LEASE_KEY, "KeyType": "HASH"}]:
             raise ValueError(
-                f"table {table!r} exists but is not a lock table: its key schema is "
-                f"{key_schema!r}, expected a hash key {LOCK_KEY!r} and no range key"
+                f"table {table!r} exists but is not a lease table: its key schema is "
+                f"{key_schema!r}, expected a hash key {LEASE_KEY!r} and no range key"
             )
     client.get_waiter("table_exists").wait(
         TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
     )
+    return created
 
 
 def _state_from_item(item: dict[str, Any] | None) -> _State | None:
@@ -72,8 +76,8 @@ def _state_from_item(item: dict[str, Any] | None) -> _State | None:
     return _State(owner, token, expires_at)
 
 
-class DynamoDBLocks:
-    """Fenced leases in a DynamoDB table (see :func:`ensure_lock_table`).
+class DynamoDBLeases:
+    """Fenced leases in a DynamoDB table (see :func:`create_lease_table`).
 
     ``client`` is a low-level boto3 ``dynamodb`` client; by default one is made with
     ``boto3.client("dynamodb")`` (endpoint, region and credentials from the environment).
@@ -87,13 +91,16 @@ class DynamoDBLocks:
         self.clock = clock
 
     def _key(self, name: str) -> dict[str, dict[str, str]]:
-        return {LOCK_KEY: {"S": name}}
+        return {LEASE_KEY: {"S": name}}
 
     def read(self, name: str) -> dict[str, Any] | None:
         """The lock's raw item (consistent read), or None: for checks and diagnostics."""
-        response = self.client.get_item(
-            TableName=self.table, Key=self._key(_check_name(name)), ConsistentRead=True
-        )
+        try:
+            response = self.client.get_item(
+                TableName=self.table, Key=self._key(_check_name(name)), ConsistentRead=True
+            )
+        except self.client.exceptions.ResourceNotFoundException:
+            raise LeaseTableMissing(self.table) from None
         item: dict[str, Any] | None = response.get("Item")
         return item
 
@@ -114,7 +121,7 @@ class DynamoDBLocks:
                     "attribute_not_exists(#id) OR attribute_not_exists(#owner) OR #expires < :now"
                 ),
                 ExpressionAttributeNames={
-                    "#id": LOCK_KEY,
+                    "#id": LEASE_KEY,
                     "#owner": "owner",
                     "#expires": "expires_at",
                     "#acquired": "acquired_at",
@@ -131,10 +138,12 @@ class DynamoDBLocks:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+        except self.client.exceptions.ResourceNotFoundException:
+            raise LeaseTableMissing(self.table) from None
         except self.client.exceptions.ConditionalCheckFailedException as error:
             item = error.response.get("Item") or self.read(name)
             state = _state_from_item(item)
-            raise LockBusy(
+            raise LeaseBusy(
                 name,
                 holder=state.owner if state else None,
                 token=state.token if state else None,
@@ -145,22 +154,22 @@ class DynamoDBLocks:
         return DynamoDBLease(self, name, owner=owner, token=token, expires_at=expires_at, ttl=ttl)
 
 
-class DynamoDBLease(HeldLease["DynamoDBLocks"]):
-    """A lease held in DynamoDB; made by :meth:`DynamoDBLocks.acquire`."""
+class DynamoDBLease(HeldLease["DynamoDBLeases"]):
+    """A lease held in DynamoDB; made by :meth:`DynamoDBLeases.acquire`."""
 
     def _where(self) -> str:
-        return f"table={self.locks.table!r}"
+        return f"table={self.leases.table!r}"
 
     _state_of = staticmethod(_state_from_item)
 
     def heartbeat(self) -> None:
-        locks = self.locks
-        now = locks.clock()
+        leases = self.leases
+        now = leases.clock()
         expires_at = now + self.ttl
         try:
-            locks.client.update_item(
-                TableName=locks.table,
-                Key=locks._key(self.name),
+            leases.client.update_item(
+                TableName=leases.table,
+                Key=leases._key(self.name),
                 UpdateExpression="SET #expires = :expires, #heartbeat = :now",
                 ConditionExpression="#owner = :owner AND #token = :token AND #expires > :now",
                 ExpressionAttributeNames={
@@ -177,18 +186,18 @@ class DynamoDBLease(HeldLease["DynamoDBLocks"]):
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except locks.client.exceptions.ConditionalCheckFailedException as error:
+        except leases.client.exceptions.ConditionalCheckFailedException as error:
             raise self._lost(error.response.get("Item"), now) from None
         self.expires_at = expires_at
 
     def release(self) -> None:
-        locks = self.locks
-        now = locks.clock()
+        leases = self.leases
+        now = leases.clock()
         # a failed condition: already released, or lost; nothing of ours to let go
-        with contextlib.suppress(locks.client.exceptions.ConditionalCheckFailedException):
-            locks.client.update_item(
-                TableName=locks.table,
-                Key=locks._key(self.name),
+        with contextlib.suppress(leases.client.exceptions.ConditionalCheckFailedException):
+            leases.client.update_item(
+                TableName=leases.table,
+                Key=leases._key(self.name),
                 UpdateExpression="SET #expires = :now, #released = :now REMOVE #owner",
                 ConditionExpression="#owner = :owner AND #token = :token",
                 ExpressionAttributeNames={

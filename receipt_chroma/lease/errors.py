@@ -6,9 +6,10 @@ Kept apart from the backends so callers can catch them without importing either 
 from __future__ import annotations
 
 from receipt_chroma.lease.values import _iso, _number
+from receipt_events.errors import MissingResource
 
 
-class LockBusy(Exception):
+class LeaseBusy(Exception):
     """The lock is held by someone else. Names the holder and when its lease expires."""
 
     def __init__(
@@ -25,17 +26,17 @@ class LockBusy(Exception):
         self.token = token
         self.expires_at = expires_at
         if holder is None or expires_at is None:
-            message = f"lock {name!r} is busy (its holder changed while it was being read)"
+            message = f"lease {name!r} is busy (its holder changed while it was being read)"
         else:
             message = (
-                f"lock {name!r} is held by {holder} (token {token}) until "
+                f"lease {name!r} is held by {holder} (token {token}) until "
                 f"{_iso(expires_at)} (expires_at={_number(expires_at)}, "
                 f"{expires_at - now:.1f} s from now)"
             )
         super().__init__(message)
 
 
-class LockLost(Exception):
+class LeaseLost(Exception):
     """This holder no longer holds the lock: it expired (and maybe was taken), was released,
     or its token moved on."""
 
@@ -44,4 +45,16 @@ class LockLost(Exception):
         self.owner = owner
         self.token = token
         self.reason = reason
-        super().__init__(f"lock {name!r} is no longer held by {owner} (token {token}): {reason}")
+        super().__init__(f"lease {name!r} is no longer held by {owner} (token {token}): {reason}")
+
+
+class LeaseTableMissing(MissingResource):
+    """The DynamoDB lease table does not exist (create it once per deployment)."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            f"the lease table {table!r}",
+            f"create it with `receipt-events lease create-table --lease-table {table}` "
+            "(or deploy/template.yaml), or pass the name of an existing one",
+        )
+        self.table = table

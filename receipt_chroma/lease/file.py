@@ -1,4 +1,4 @@
-"""Fenced leases in local files: per lock name a JSON state file and a guard file.
+"""Fenced leases in local files: per lease name a JSON state file and a guard file.
 
 For local snapshot stores; processes on one machine only. The same state as a DynamoDB lock
 item lives in ``<root>/.locks/``, each change made under an exclusive ``flock`` on the name's
@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from receipt_chroma.lease.errors import LockBusy
+from receipt_chroma.lease.errors import LeaseBusy
 from receipt_chroma.lease.interface import Clock
-from receipt_chroma.lease.state import LOCK_KEY, HeldLease, _State
+from receipt_chroma.lease.state import LEASE_KEY, HeldLease, _State
 from receipt_chroma.lease.values import _check_name, _check_ttl, new_owner_id
 
-LOCKS_DIR = ".locks"
+LEASES_DIR = ".locks"
 
 
-class FileLocks:
+class FileLeases:
     """Fenced leases in ``<root>/.locks/``: per name a JSON state file and a guard file.
 
     Every read-modify-write holds an exclusive ``flock`` on the guard file, and every write
@@ -38,7 +38,7 @@ class FileLocks:
 
     def __init__(self, root: Path, *, clock: Clock = time.time) -> None:
         self.root = Path(root)
-        self.directory = self.root / LOCKS_DIR
+        self.directory = self.root / LEASES_DIR
         self.clock = clock
 
     def _stem(self, name: str) -> str:
@@ -106,7 +106,7 @@ class FileLocks:
             current = self._read(name)
             state = _state_from_dict(current)
             if state is not None and state.owner is not None and not state.expires_at < now:
-                raise LockBusy(
+                raise LeaseBusy(
                     name,
                     holder=state.owner,
                     token=state.token,
@@ -118,7 +118,7 @@ class FileLocks:
             self._write(
                 name,
                 {
-                    LOCK_KEY: name,
+                    LEASE_KEY: name,
                     "owner": owner,
                     "token": token,
                     "expires_at": expires_at,
@@ -135,31 +135,31 @@ def _state_from_dict(state: dict[str, Any] | None) -> _State | None:
     return _State(state.get("owner"), int(state.get("token", 0)), float(state["expires_at"]))
 
 
-class FileLease(HeldLease["FileLocks"]):
-    """A lease held in a :class:`FileLocks` directory; made by :meth:`FileLocks.acquire`."""
+class FileLease(HeldLease["FileLeases"]):
+    """A lease held in a :class:`FileLeases` directory; made by :meth:`FileLeases.acquire`."""
 
     def _where(self) -> str:
-        return f"root={str(self.locks.root)!r}"
+        return f"root={str(self.leases.root)!r}"
 
     _state_of = staticmethod(_state_from_dict)
 
     def heartbeat(self) -> None:
-        locks = self.locks
-        with locks._guard(self.name):
-            now = locks.clock()
-            current = locks._read(self.name)
+        leases = self.leases
+        with leases._guard(self.name):
+            now = leases.clock()
+            current = leases._read(self.name)
             state = _state_from_dict(current)
             if current is None or state is None or not state.held_by(self.owner, self.token, now):
                 raise self._lost(current, now)
             expires_at = now + self.ttl
-            locks._write(self.name, {**current, "expires_at": expires_at, "heartbeat_at": now})
+            leases._write(self.name, {**current, "expires_at": expires_at, "heartbeat_at": now})
         self.expires_at = expires_at
 
     def release(self) -> None:
-        locks = self.locks
-        with locks._guard(self.name):
-            now = locks.clock()
-            current = locks._read(self.name)
+        leases = self.leases
+        with leases._guard(self.name):
+            now = leases.clock()
+            current = leases._read(self.name)
             state = _state_from_dict(current)
             if (
                 current is not None
@@ -168,5 +168,5 @@ class FileLease(HeldLease["FileLocks"]):
                 and state.token == self.token
             ):
                 released = {k: v for k, v in current.items() if k != "owner"}
-                locks._write(self.name, {**released, "expires_at": now, "released_at": now})
+                leases._write(self.name, {**released, "expires_at": now, "released_at": now})
         self._released = True

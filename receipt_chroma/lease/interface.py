@@ -1,4 +1,4 @@
-"""The shape every lease backend has (:class:`Locks`, :class:`Lease`) and the injectable clock.
+"""The shape every lease backend has (:class:`Leases`, :class:`Lease`) and the injectable clock.
 
 Callers type against these protocols, so a DynamoDB table and a local directory are
 interchangeable (``tests/aws/test_lease.py`` runs one suite on both).
@@ -23,11 +23,11 @@ class Lease(Protocol):
 
     def heartbeat(self) -> None:
         """Extend to now + ttl. Succeeds only for the current owner with this token, before
-        expiry; otherwise raises :class:`LockLost` and changes nothing."""
+        expiry; otherwise raises :class:`LeaseLost` and changes nothing."""
         ...
 
     def check(self) -> None:
-        """Raise :class:`LockLost` unless this owner and token still hold the lock and it has
+        """Raise :class:`LeaseLost` unless this owner and token still hold the lock and it has
         not expired (a consistent read)."""
         ...
 
@@ -37,7 +37,7 @@ class Lease(Protocol):
         ...
 
 
-class Locks(Protocol):
+class Leases(Protocol):
     def acquire(self, name: str, *, ttl: float) -> Lease:
-        """Take the lock ``name`` for ``ttl`` seconds, or raise :class:`LockBusy`. Never waits."""
+        """Take the lock ``name`` for ``ttl`` seconds, or raise :class:`LeaseBusy`. Never waits."""
         ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from receipt_chroma.lease.errors import LockLost
+from receipt_chroma.lease.errors import LeaseLost
 from receipt_chroma.lease.interface import Lease
 from receipt_chroma.lease.values import _check_ttl
 
@@ -18,7 +18,7 @@ class LeaseKeeper:
     ``lease.ttl / 3``) on a daemon thread, from ``__enter__`` until ``__exit__``.
 
     The first failed heartbeat (lost, or any error) stops the heartbeats and is remembered;
-    :meth:`check` then raises :class:`LockLost`. Call :meth:`check` before anything that must
+    :meth:`check` then raises :class:`LeaseLost`. Call :meth:`check` before anything that must
     happen under the lock (and fence the write itself with ``lease.token``). Exiting stops the
     thread and waits for it, so no heartbeat happens afterwards; it does not release the lease.
     """
@@ -59,16 +59,16 @@ class LeaseKeeper:
             self.heartbeats += 1
 
     def check(self) -> None:
-        """Raise :class:`LockLost` if a heartbeat failed or the lease no longer holds."""
+        """Raise :class:`LeaseLost` if a heartbeat failed or the lease no longer holds."""
         failure = self._failure
         lease = self.lease
         if failure is not None:
             reason = (
                 failure.reason
-                if isinstance(failure, LockLost)
+                if isinstance(failure, LeaseLost)
                 else f"a heartbeat failed: {type(failure).__name__}: {failure}"
             )
-            raise LockLost(
+            raise LeaseLost(
                 lease.name, owner=lease.owner, token=lease.token, reason=reason
             ) from failure
         lease.check()

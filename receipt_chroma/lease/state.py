@@ -1,7 +1,7 @@
-"""A lock record as both backends compare it, and the words for why a holder lost it.
+"""A lease record as both backends compare it, and the words for why a holder lost it.
 
 Each backend decodes its own storage into a :class:`_State`, so "is it still held" and the
-:class:`~receipt_chroma.lease.errors.LockLost` reason are decided the same way for both.
+:class:`~receipt_chroma.lease.errors.LeaseLost` reason are decided the same way for both.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from receipt_chroma.lease.errors import LockLost
+from receipt_chroma.lease.errors import LeaseLost
 from receipt_chroma.lease.values import _iso
 
-LOCK_KEY = "lock_id"
+LEASE_KEY = "lock_id"
 
 
 class _State:
-    """A lock record: who holds it (None once released), its token, when it expires."""
+    """A lease record: who holds it (None once released), its token, when it expires."""
 
     __slots__ = ("expires_at", "owner", "token")
 
@@ -33,7 +33,7 @@ def _lost_reason(
     state: _State | None, *, owner: str, token: int, now: float, released_locally: bool
 ) -> str:
     if state is None:
-        return "the lock record is gone"
+        return "the lease record is gone"
     if state.token != token:
         if state.owner is None:
             return f"it was taken (token {state.token}) and released since"
@@ -41,11 +41,11 @@ def _lost_reason(
     if state.owner is None:
         return "it was released" + (" by this holder" if released_locally else "")
     if state.owner != owner:
-        return f"it is held by {state.owner} with the same token {token} (corrupt lock record)"
+        return f"it is held by {state.owner} with the same token {token} (corrupt lease record)"
     return f"it expired at {_iso(state.expires_at)} (now {_iso(now)})"
 
 
-class _LockRecords(Protocol):
+class _LeaseRecords(Protocol):
     """What a lease needs of its backend to check it still holds the lock."""
 
     clock: Callable[[], float]
@@ -53,15 +53,15 @@ class _LockRecords(Protocol):
     def read(self, name: str) -> dict[str, Any] | None: ...
 
 
-LocksT = TypeVar("LocksT", bound=_LockRecords)
+LeasesT = TypeVar("LeasesT", bound=_LeaseRecords)
 
 
-class HeldLease(Generic[LocksT]):
+class HeldLease(Generic[LeasesT]):
     """What a lease of either backend holds, and how it words losing the lock."""
 
     def __init__(
         self,
-        locks: LocksT,
+        leases: LeasesT,
         name: str,
         *,
         owner: str,
@@ -69,7 +69,7 @@ class HeldLease(Generic[LocksT]):
         expires_at: float,
         ttl: float,
     ) -> None:
-        self.locks = locks
+        self.leases = leases
         self.name = name
         self.owner = owner
         self.token = token
@@ -83,7 +83,7 @@ class HeldLease(Generic[LocksT]):
 
     @staticmethod
     def _state_of(record: dict[str, Any] | None, /) -> _State | None:
-        """Decode the backend's stored lock record."""
+        """Decode the backend's stored lease record."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -92,19 +92,19 @@ class HeldLease(Generic[LocksT]):
             f"token={self.token}, expires_at={self.expires_at!r})"
         )
 
-    def _lost_from(self, state: _State | None, now: float) -> LockLost:
+    def _lost_from(self, state: _State | None, now: float) -> LeaseLost:
         reason = _lost_reason(
             state, owner=self.owner, token=self.token, now=now, released_locally=self._released
         )
-        return LockLost(self.name, owner=self.owner, token=self.token, reason=reason)
+        return LeaseLost(self.name, owner=self.owner, token=self.token, reason=reason)
 
-    def _lost(self, record: dict[str, Any] | None, now: float) -> LockLost:
+    def _lost(self, record: dict[str, Any] | None, now: float) -> LeaseLost:
         return self._lost_from(self._state_of(record), now)
 
     def check(self) -> None:
-        """Raise :class:`LockLost` unless this lease still holds the lock, as stored now."""
-        record = self.locks.read(self.name)
-        now = self.locks.clock()
+        """Raise :class:`LeaseLost` unless this lease still holds the lock, as stored now."""
+        record = self.leases.read(self.name)
+        now = self.leases.clock()
         state = self._state_of(record)
         if state is None or not state.held_by(self.owner, self.token, now):
             raise self._lost_from(state, now)

@@ -1,6 +1,6 @@
 """The values every lease backend checks and renders: names, ttls, owner ids, times.
 
-Shared by the errors (their messages) and both backends, so a lock name, a ttl or a time is
+Shared by the errors (their messages) and both backends, so a lease name, a ttl or a time is
 validated and written the same way wherever it appears.
 """
 
@@ -43,7 +43,7 @@ def _check_ttl(ttl: float) -> float:
 
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a lock name must be a non-empty string, got {name!r}")
+        raise ValueError(f"a lease name must be a non-empty string, got {name!r}")
     return name
 
 

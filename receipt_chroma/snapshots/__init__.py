@@ -1,6 +1,6 @@
 """Position-addressed snapshots on a local directory or S3, published with a conditional pointer."""
 
-from receipt_chroma.snapshots.backend import PointerConflict, SnapshotMissing
+from receipt_chroma.snapshots.backend import BucketMissing, PointerConflict, SnapshotMissing
 from receipt_chroma.snapshots.manifest import FileEntry, Manifest, Pointer, snapshot_key
 from receipt_chroma.snapshots.store import (
     FencedOut,
@@ -11,6 +11,7 @@ from receipt_chroma.snapshots.store import (
 )
 
 __all__ = [
+    "BucketMissing",
     "FencedOut",
     "FileEntry",
     "Manifest",

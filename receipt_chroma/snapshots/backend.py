@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from receipt_events.errors import MissingResource
+
 
 class SnapshotMissing(Exception):
     """A key that is not in the store (S3 answers 404 or NoSuchKey: both mean this)."""
@@ -16,6 +18,17 @@ class SnapshotMissing(Exception):
 
 class PointerConflict(Exception):
     """The pointer changed since it was read: someone else published first."""
+
+
+class BucketMissing(MissingResource):
+    """The bucket of an ``s3://`` snapshot store does not exist."""
+
+    def __init__(self, bucket: str) -> None:
+        super().__init__(
+            f"the bucket {bucket!r}",
+            f"create it (`aws s3 mb s3://{bucket}`, or deploy/template.yaml) or check the URL",
+        )
+        self.bucket = bucket
 
 
 class SnapshotBackend(Protocol):

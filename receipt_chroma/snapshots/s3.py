@@ -7,12 +7,14 @@ published first, and is reported as such, never overwritten.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from receipt_chroma.snapshots.backend import PointerConflict, SnapshotMissing
+from receipt_chroma.snapshots.backend import BucketMissing, PointerConflict, SnapshotMissing
 
 POINTER = "latest.json"
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -39,6 +41,21 @@ def is_missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in _MISSING
 
 
+@contextmanager
+def bucket_must_exist(bucket: str) -> Iterator[None]:
+    """Turn S3's NoSuchBucket (as a client error, or inside boto3's transfer errors, which
+    only keep its text) into :class:`BucketMissing`."""
+    try:
+        yield
+    except Exception as error:
+        code = (
+            error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+        )
+        if code == "NoSuchBucket" or (code is None and "NoSuchBucket" in str(error)):
+            raise BucketMissing(bucket) from None
+        raise
+
+
 class S3SnapshotBackend:
     def __init__(self, url: str, client: Any | None = None) -> None:
         self.url = url.rstrip("/")
@@ -55,70 +72,83 @@ class S3SnapshotBackend:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put_file(self, key: str, source: Path) -> None:
-        self.client.upload_file(str(source), self.bucket, self._key(key))
+        with bucket_must_exist(self.bucket):
+            self.client.upload_file(str(source), self.bucket, self._key(key))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with bucket_must_exist(self.bucket):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def copy(self, source: str, target: str) -> None:
-        try:
-            self.client.copy(
-                {"Bucket": self.bucket, "Key": self._key(source)}, self.bucket, self._key(target)
-            )
-        except ClientError as error:
-            if is_missing(error):
-                raise SnapshotMissing(f"{self.url}/{source} does not exist") from None
-            raise
+        with bucket_must_exist(self.bucket):
+            try:
+                self.client.copy(
+                    {"Bucket": self.bucket, "Key": self._key(source)},
+                    self.bucket,
+                    self._key(target),
+                )
+            except ClientError as error:
+                if is_missing(error):
+                    raise SnapshotMissing(f"{self.url}/{source} does not exist") from None
+                raise
 
     def get_file(self, key: str, target: Path) -> None:
-        try:
-            self.client.download_file(self.bucket, self._key(key), str(target))
-        except ClientError as error:
-            if is_missing(error):
-                raise SnapshotMissing(f"{self.url}/{key} does not exist") from None
-            raise
+        with bucket_must_exist(self.bucket):
+            try:
+                self.client.download_file(self.bucket, self._key(key), str(target))
+            except ClientError as error:
+                if is_missing(error):
+                    raise SnapshotMissing(f"{self.url}/{key} does not exist") from None
+                raise
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as error:
-            if is_missing(error):
-                raise SnapshotMissing(f"{self.url}/{key} does not exist") from None
-            raise
-        return bytes(response["Body"].read())
+        with bucket_must_exist(self.bucket):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as error:
+                if is_missing(error):
+                    raise SnapshotMissing(f"{self.url}/{key} does not exist") from None
+                raise
+            return bytes(response["Body"].read())
 
     def list_keys(self, prefix: str) -> list[str]:
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        keys = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            keys += [item["Key"][strip:] for item in page.get("Contents", [])]
-        return sorted(keys)
+        with bucket_must_exist(self.bucket):
+            strip = len(self.prefix) + 1 if self.prefix else 0
+            keys = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys += [item["Key"][strip:] for item in page.get("Contents", [])]
+            return sorted(keys)
 
     def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            chunk = [{"Key": self._key(key)} for key in keys[start : start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+        with bucket_must_exist(self.bucket):
+            for start in range(0, len(keys), 1000):
+                chunk = [{"Key": self._key(key)} for key in keys[start : start + 1000]]
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
 
     def read_pointer(self) -> tuple[bytes, str] | None:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(POINTER))
-        except ClientError as error:
-            if is_missing(error):
-                return None
-            raise
-        return bytes(response["Body"].read()), str(response["ETag"])
+        with bucket_must_exist(self.bucket):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(POINTER))
+            except ClientError as error:
+                if is_missing(error):
+                    return None
+                raise
+            return bytes(response["Body"].read()), str(response["ETag"])
 
     def write_pointer(self, data: bytes, expected: str | None) -> None:
-        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self._key(POINTER), Body=data, **condition
-            )
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code"))
-            if code in _CONFLICT or (expected is not None and code in _MISSING):
-                raise PointerConflict(
-                    f"{self.url}/{POINTER} changed since it was read (someone else published)"
-                ) from None
-            raise
+        with bucket_must_exist(self.bucket):
+            condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(POINTER), Body=data, **condition
+                )
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code"))
+                if code in _CONFLICT or (expected is not None and code in _MISSING):
+                    raise PointerConflict(
+                        f"{self.url}/{POINTER} changed since it was read (someone else published)"
+                    ) from None
+                raise

@@ -1,7 +1,7 @@
 """Fixtures local to the lock tests: a settable clock and the two lock backends.
 
-``backend`` runs a test on DynamoDB Local (``DynamoDBLocks`` on a fresh ``lock_table``) and on
-local files (``FileLocks`` in ``tmp_path``). A backend makes lock handles (each with its own
+``backend`` runs a test on DynamoDB Local (``DynamoDBLeases`` on a fresh ``lock_table``) and on
+local files (``FileLeases`` in ``tmp_path``). A backend makes lock handles (each with its own
 client, as separate processes would have) and reads or tampers with a lock's stored record
 directly, without going through the code under test.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from receipt_chroma.lease import DynamoDBLocks, FileLocks, Locks
+from receipt_chroma.lease import DynamoDBLeases, FileLeases, Leases
 
 START = 1_700_000_000.25  # a realistic epoch with a fraction, so rounding would show
 
@@ -37,7 +37,7 @@ class FakeClock:
 @dataclass
 class Backend:
     name: str
-    locks: Callable[[Callable[[], float]], Locks]
+    locks: Callable[[Callable[[], float]], Leases]
     raw: Callable[[str], dict[str, Any] | None]
     steal: Callable[[str], str]
 
@@ -94,14 +94,14 @@ def dynamodb_backend(request: pytest.FixtureRequest) -> Backend:
 
     return Backend(
         "dynamodb",
-        lambda clock: DynamoDBLocks(table, client=aws.client("dynamodb"), clock=clock),
+        lambda clock: DynamoDBLeases(table, client=aws.client("dynamodb"), clock=clock),
         raw,
         steal,
     )
 
 
 def file_backend(root: Path) -> Backend:
-    admin = FileLocks(root)
+    admin = FileLeases(root)
 
     def raw(name: str) -> dict[str, Any] | None:
         path = admin.state_path(name)
@@ -119,7 +119,7 @@ def file_backend(root: Path) -> Backend:
             )
         return THIEF
 
-    return Backend("file", lambda clock: FileLocks(root, clock=clock), raw, steal)
+    return Backend("file", lambda clock: FileLeases(root, clock=clock), raw, steal)
 
 
 @pytest.fixture(params=[pytest.param("dynamodb", marks=pytest.mark.aws), "file"])

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from receipt_chroma.lease import (
-    DynamoDBLocks,
-    FileLocks,
+    DynamoDBLeases,
+    FileLeases,
+    LeaseBusy,
     LeaseKeeper,
-    LockBusy,
-    LockLost,
-    Locks,
-    ensure_lock_table,
+    LeaseLost,
+    Leases,
+    create_lease_table,
 )
 from tests.aws.conftest import Backend, FakeClock
 
@@ -63,7 +63,7 @@ def test_a_held_lock_is_busy_and_the_error_names_holder_and_expiry(
     holder = backend.locks(clock).acquire("snapshots", ttl=TTL)
     before = backend.raw("snapshots")
     clock.advance(TTL / 2)
-    with pytest.raises(LockBusy) as busy:
+    with pytest.raises(LeaseBusy) as busy:
         backend.locks(clock).acquire("snapshots", ttl=TTL)
     error = busy.value
     assert (error.name, error.holder, error.token, error.expires_at) == (
@@ -82,7 +82,7 @@ def test_a_held_lock_is_busy_and_the_error_names_holder_and_expiry(
 def test_busy_until_expiry_then_free_for_the_next_owner(backend: Backend, clock: FakeClock) -> None:
     first = backend.locks(clock).acquire("snapshots", ttl=TTL)
     clock.now = first.expires_at  # exactly at expiry: still held
-    with pytest.raises(LockBusy):
+    with pytest.raises(LeaseBusy):
         backend.locks(clock).acquire("snapshots", ttl=TTL)
     clock.now = math.nextafter(first.expires_at, math.inf)  # the next float after: free
     second = backend.locks(clock).acquire("snapshots", ttl=TTL)
@@ -106,7 +106,7 @@ def test_expiry_is_compared_as_numbers_not_strings(backend: Backend, clock: Fake
     clock.now = 99.0
     held = backend.locks(clock).acquire("b", ttl=1.0)
     clock.now = 99.5
-    with pytest.raises(LockBusy):
+    with pytest.raises(LeaseBusy):
         backend.locks(clock).acquire("b", ttl=1.0)
     held.check()
 
@@ -197,7 +197,7 @@ def test_heartbeat_extends_the_lease(backend: Backend, clock: FakeClock) -> None
         "expires_at": clock.now + TTL,
     }
     clock.now = first_expiry + 1  # past the first expiry, inside the extended one
-    with pytest.raises(LockBusy):
+    with pytest.raises(LeaseBusy):
         backend.locks(clock).acquire("snapshots", ttl=TTL)
     lease.check()
 
@@ -212,14 +212,14 @@ def test_heartbeat_of_an_expired_and_taken_holder_fails_and_leaves_the_new_owner
     before = backend.raw("snapshots")
     # ...while the old holder's own clock (a paused process, a skewed host) says it is not:
     # only owner and token can stop its heartbeat from taking the lock back.
-    with pytest.raises(LockLost) as lost:
+    with pytest.raises(LeaseLost) as lost:
         old.heartbeat()
     assert backend.raw("snapshots") == before
     assert new.owner in str(lost.value)
     assert "taken by" in lost.value.reason
     assert old.expires_at == old_clock.now + TTL  # the failed heartbeat changed nothing local
     new.check()
-    with pytest.raises(LockLost):
+    with pytest.raises(LeaseLost):
         old.check()
 
 
@@ -229,7 +229,7 @@ def test_heartbeat_after_expiry_fails_even_if_nobody_took_it(
     lease = backend.locks(clock).acquire("snapshots", ttl=TTL)
     clock.now = lease.expires_at
     before = backend.raw("snapshots")
-    with pytest.raises(LockLost, match="expired"):
+    with pytest.raises(LeaseLost, match="expired"):
         lease.heartbeat()
     assert backend.raw("snapshots") == before
 
@@ -238,7 +238,7 @@ def test_heartbeat_after_release_fails(backend: Backend, clock: FakeClock) -> No
     lease = backend.locks(clock).acquire("snapshots", ttl=TTL)
     lease.release()
     before = backend.raw("snapshots")
-    with pytest.raises(LockLost, match="released"):
+    with pytest.raises(LeaseLost, match="released"):
         lease.heartbeat()
     assert backend.raw("snapshots") == before
 
@@ -254,18 +254,18 @@ def test_check_passes_while_held_and_fails_from_expiry_on(
     clock.now = math.nextafter(lease.expires_at, -math.inf)
     lease.check()
     clock.now = lease.expires_at
-    with pytest.raises(LockLost, match="expired"):
+    with pytest.raises(LeaseLost, match="expired"):
         lease.check()
 
 
 def test_check_fails_once_released_or_taken(backend: Backend, clock: FakeClock) -> None:
     released = backend.locks(clock).acquire("a", ttl=TTL)
     released.release()
-    with pytest.raises(LockLost, match="released"):
+    with pytest.raises(LeaseLost, match="released"):
         released.check()
     robbed = backend.locks(clock).acquire("b", ttl=TTL)
     thief = backend.steal("b")
-    with pytest.raises(LockLost) as lost:
+    with pytest.raises(LeaseLost) as lost:
         robbed.check()
     assert thief in str(lost.value)
 
@@ -274,7 +274,7 @@ def test_check_fails_once_released_or_taken(backend: Backend, clock: FakeClock) 
 
 
 def _takeover_round(
-    name: str, old_locks: Locks, old_clock: FakeClock, new_locks: Locks, new_clock: FakeClock
+    name: str, old_locks: Leases, old_clock: FakeClock, new_locks: Leases, new_clock: FakeClock
 ) -> dict[str, Any]:
     """The old holder heartbeats in a loop while the new owner (whose clock says the old lease
     expired) acquires; return what happened."""
@@ -291,7 +291,7 @@ def _takeover_round(
             try:
                 old.heartbeat()
                 outcomes.append((began, True))
-            except LockLost:
+            except LeaseLost:
                 outcomes.append((began, False))
 
     thread = threading.Thread(target=heartbeats)
@@ -344,12 +344,12 @@ def test_contention_exactly_one_winner_per_round(backend: Backend) -> None:
                 barrier.wait()
                 try:
                     lease = handles[index].acquire("contended", ttl=60)
-                except LockBusy as busy:
+                except LeaseBusy as busy:
                     results[round_][index] = busy
                 else:
                     results[round_][index] = lease
                 barrier.wait()  # everyone has tried; the winner lets go
-                if isinstance(results[round_][index], LockBusy):
+                if isinstance(results[round_][index], LeaseBusy):
                     continue
                 lease.release()
         except BaseException as error:
@@ -363,7 +363,7 @@ def test_contention_exactly_one_winner_per_round(backend: Backend) -> None:
         thread.join()
     assert not errors, errors
     winners_per_round = [
-        [result for result in round_results if not isinstance(result, LockBusy)]
+        [result for result in round_results if not isinstance(result, LeaseBusy)]
         for round_results in results
     ]
     bad = {i: len(w) for i, w in enumerate(winners_per_round) if len(w) != 1}
@@ -380,7 +380,7 @@ def test_keeper_keeps_a_short_lease_alive_across_several_ttls(backend: Backend) 
     with LeaseKeeper(lease) as keeper:
         time.sleep(ttl * 3.5)
         keeper.check()
-        with pytest.raises(LockBusy):
+        with pytest.raises(LeaseBusy):
             backend.locks(time.time).acquire("kept", ttl=ttl)
         assert keeper.heartbeats >= 6
     beats = keeper.heartbeats
@@ -389,7 +389,7 @@ def test_keeper_keeps_a_short_lease_alive_across_several_ttls(backend: Backend) 
     assert keeper.heartbeats == beats
     assert backend.raw("kept") == stopped  # no heartbeat after exit
     time.sleep(max(0.0, lease.expires_at - time.time()) + 0.05)
-    with pytest.raises(LockLost, match="expired"):  # without the keeper the lease runs out
+    with pytest.raises(LeaseLost, match="expired"):  # without the keeper the lease runs out
         lease.check()
     lease.release()
 
@@ -404,8 +404,8 @@ def test_keeper_reports_loss_when_the_lock_is_stolen(backend: Backend) -> None:
         deadline = time.monotonic() + 5
         while keeper.failure is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert isinstance(keeper.failure, LockLost)
-        with pytest.raises(LockLost) as lost:
+        assert isinstance(keeper.failure, LeaseLost)
+        with pytest.raises(LeaseLost) as lost:
             keeper.check()
         assert thief in str(lost.value)
         time.sleep(keeper.interval * 2)
@@ -431,7 +431,7 @@ def test_keeper_check_raises_lock_lost_after_any_heartbeat_error() -> None:
         deadline = time.monotonic() + 5
         while keeper.failure is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        with pytest.raises(LockLost, match="a heartbeat failed: ConnectionError") as lost:
+        with pytest.raises(LeaseLost, match="a heartbeat failed: ConnectionError") as lost:
             keeper.check()
     assert isinstance(lost.value.__cause__, ConnectionError)
     assert lost.value.token == 7
@@ -455,7 +455,7 @@ def test_dynamodb_each_operation_is_one_conditional_call_with_typed_numbers(
     dynamodb_client: Any, lock_table: str
 ) -> None:
     clock = FakeClock(1_732_806_000.123456)
-    locks = DynamoDBLocks(lock_table, client=dynamodb_client, clock=clock)
+    locks = DynamoDBLeases(lock_table, client=dynamodb_client, clock=clock)
     calls = _record_calls(dynamodb_client)
 
     lease = locks.acquire("snapshots", ttl=0.1)
@@ -502,7 +502,7 @@ def test_dynamodb_stored_times_round_trip_exactly(dynamodb_client: Any, lock_tab
     for now in (1_732_806_000.1, 1e9 + 1 / 3, 17.000000000000004, 1e16):
         clock = FakeClock(now)
         name = f"t-{now!r}"
-        lease = DynamoDBLocks(lock_table, client=dynamodb_client, clock=clock).acquire(
+        lease = DynamoDBLeases(lock_table, client=dynamodb_client, clock=clock).acquire(
             name, ttl=1 / 7
         )
         item = dynamodb_client.get_item(
@@ -516,8 +516,8 @@ def test_dynamodb_stored_times_round_trip_exactly(dynamodb_client: Any, lock_tab
 
 @pytest.mark.aws
 def test_ensure_lock_table_creates_an_on_demand_table_once(dynamodb_client: Any) -> None:
-    ensure_lock_table(dynamodb_client, "locks-ensure")
-    ensure_lock_table(dynamodb_client, "locks-ensure")  # idempotent
+    create_lease_table(dynamodb_client, "locks-ensure")
+    create_lease_table(dynamodb_client, "locks-ensure")  # idempotent
     table = dynamodb_client.describe_table(TableName="locks-ensure")["Table"]
     assert table["TableStatus"] == "ACTIVE"
     assert table["KeySchema"] == [{"AttributeName": "lock_id", "KeyType": "HASH"}]
@@ -529,21 +529,21 @@ def test_ensure_lock_table_creates_an_on_demand_table_once(dynamodb_client: Any)
         KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    with pytest.raises(ValueError, match="not a lock table"):
-        ensure_lock_table(dynamodb_client, "not-locks")
+    with pytest.raises(ValueError, match="not a lease table"):
+        create_lease_table(dynamodb_client, "not-locks")
 
 
 @pytest.mark.aws
-def test_dynamodb_locks_default_client_comes_from_the_environment(
+def test_dynamodb_leases_default_client_comes_from_the_environment(
     aws_clean: Any, lock_table: str
 ) -> None:
-    lease = DynamoDBLocks(lock_table).acquire("snapshots", ttl=TTL)
-    assert lease.locks.client.meta.endpoint_url == aws_clean.dynamodb_url
+    lease = DynamoDBLeases(lock_table).acquire("snapshots", ttl=TTL)
+    assert lease.leases.client.meta.endpoint_url == aws_clean.dynamodb_url
     lease.check()
 
 
 def test_file_locks_keep_state_in_a_small_json_file_under_dot_locks(tmp_path: Any) -> None:
-    locks = FileLocks(tmp_path, clock=FakeClock())
+    locks = FileLeases(tmp_path, clock=FakeClock())
     lease = locks.acquire("lines/words: odd name", ttl=TTL)
     files = sorted(p.name for p in (tmp_path / ".locks").iterdir())
     assert len(files) == 2

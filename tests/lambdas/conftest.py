@@ -26,7 +26,7 @@ import lambdas.stream_processor
 from receipt_events.ingest import ingest
 from receipt_events.records import records_from_lambda_event
 from receipt_events.store import EventStore, open_store
-from receipt_events.synthetic import History, HistoryConfig, generate_history
+from synthetic.history import History, HistoryConfig, generate_history
 from tests.aws.harness import AwsEnv
 from tests.lambdas.harness import (
     Delivery,
@@ -208,12 +208,12 @@ def pipeline(
         RECEIPT_EVENTS_STORE=postgres_url,
         RECEIPT_EVENTS_WAKE_QUEUE=queue.url,
         RECEIPT_EVENTS_SNAPSHOTS=built.snapshots_url,
-        RECEIPT_EVENTS_LOCK_TABLE=lock_table,
+        RECEIPT_EVENTS_LEASE_TABLE=lock_table,
         RECEIPT_EVENTS_DELTAS=built.deltas_url,
         RECEIPT_EVENTS_CACHE=str(built.cache),
         RECEIPT_EVENTS_PUBLISH_EVERY_EVENTS=None,
         RECEIPT_EVENTS_PUBLISH_EVERY_SECONDS=None,
-        RECEIPT_EVENTS_LOCK_TTL=None,
+        RECEIPT_EVENTS_LEASE_TTL=None,
         RECEIPT_EVENTS_KEEP=None,
     )
     yield built

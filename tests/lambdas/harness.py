@@ -36,8 +36,8 @@ from typing import Any
 
 import msgspec
 
-from receipt_chroma.delta_writer import Layout, run_records, write_run_deltas
-from receipt_events.synthetic import History, RunContent
+from synthetic.deltas import Layout, run_records, write_run_deltas
+from synthetic.history import History, RunContent
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -12,7 +12,7 @@ import pytest
 
 import lambdas.projector
 import lambdas.stream_processor
-from receipt_events.synthetic import EVENT_INTENTS, generate_history
+from synthetic.history import EVENT_INTENTS, generate_history
 from tests.lambdas.checks import log_ids
 from tests.lambdas.conftest import Pipeline, history_config
 from tests.lambdas.harness import LambdaContext, emf_lines, json_lines
@@ -112,7 +112,7 @@ def test_the_projector_refuses_what_is_not_a_wake_up(
     event: Any, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # no configuration at all: the event is refused before anything else is looked at
-    for name in ("RECEIPT_EVENTS_SNAPSHOTS", "RECEIPT_EVENTS_LOCK_TABLE", "RECEIPT_EVENTS_STORE"):
+    for name in ("RECEIPT_EVENTS_SNAPSHOTS", "RECEIPT_EVENTS_LEASE_TABLE", "RECEIPT_EVENTS_STORE"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match=message):
         lambdas.projector.handler(event, LambdaContext("projector"))

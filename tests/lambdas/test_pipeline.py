@@ -19,7 +19,7 @@ from projections.verify import verify
 from receipt_chroma.deltas import DeltaSources
 from receipt_chroma.snapshots import open_snapshot_store
 from receipt_events.events import EmbeddingsPublished
-from receipt_events.synthetic import History
+from synthetic.history import History
 from tests.lambdas.checks import (
     assert_matches_table,
     assert_stored_once,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from projections.readers import open_fresh
 from projections.restore import restore
-from receipt_chroma.delta_writer import run_records
 from receipt_chroma.digest import dump
 from receipt_chroma.snapshots import open_snapshot_store
+from synthetic.deltas import run_records
 from tests.lambdas.checks import assert_matches_table, dump_snapshot, metadata_of
 from tests.lambdas.conftest import DIMENSION, Pipeline
 from tests.lambdas.harness import final_keys

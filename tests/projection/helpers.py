@@ -23,7 +23,6 @@ import numpy.typing as npt
 
 from projections.runner import CatchUpResult, catch_up, snapshot_digest
 from projections.snapshot_dir import open_snapshot
-from receipt_chroma.delta_writer import Layout, deterministic_vector, write_delta
 from receipt_chroma.deltas import DeltaSource, MemoryDeltaSource
 from receipt_chroma.digest import dump
 from receipt_chroma.records import ChromaRecord, embedding_bytes
@@ -44,6 +43,7 @@ from receipt_events.events import (
 )
 from receipt_events.keys import LineKey, WordKey
 from receipt_events.store import EventStore
+from synthetic.deltas import Layout, deterministic_vector, write_delta
 
 IMAGE = "3f2b1c9e-8d4a-4e6f-9b1a-2c3d4e5f6a7b"
 OTHER_IMAGE = "a1b2c3d4-0000-4000-8000-00000000beef"

@@ -24,7 +24,7 @@ from projections.runner import snapshot_digest
 from projections.snapshot_dir import open_snapshot
 from receipt_chroma.client import open_chroma
 from receipt_chroma.deltas import LocalDeltaSource
-from receipt_events.cli import app
+from receipt_cli.app import app
 from receipt_events.store import EventStore, open_store
 from tests.projection.helpers import (
     Log,
@@ -110,7 +110,7 @@ def one_line_error(result: Any, exit_code: int) -> str:
 
 
 def test_project_json_reports_from_to_applied_and_records_written(world: World) -> None:
-    assert cli_json(world, "project", "--chroma", world.snap, "--to", "1") == {
+    assert cli_json(world, "project", "--snapshot-dir", world.snap, "--to", "1") == {
         "from": 0,
         "to": 1,
         "applied": 1,
@@ -118,9 +118,9 @@ def test_project_json_reports_from_to_applied_and_records_written(world: World) 
         "added": 4,
         "updated": 0,
         "deleted": 0,
-        "parked_deltas": 0,
+        "held_deltas": 0,
     }
-    assert cli_json(world, "project", "--chroma", world.snap) == {
+    assert cli_json(world, "project", "--snapshot-dir", world.snap) == {
         "from": 1,
         "to": 3,
         "applied": 2,
@@ -128,9 +128,9 @@ def test_project_json_reports_from_to_applied_and_records_written(world: World) 
         "added": 0,
         "updated": 4,
         "deleted": 0,
-        "parked_deltas": 0,
+        "held_deltas": 0,
     }
-    assert cli_json(world, "project", "--chroma", world.snap) == {
+    assert cli_json(world, "project", "--snapshot-dir", world.snap) == {
         "from": 3,
         "to": 3,
         "applied": 0,
@@ -138,7 +138,7 @@ def test_project_json_reports_from_to_applied_and_records_written(world: World) 
         "added": 0,
         "updated": 0,
         "deleted": 0,
-        "parked_deltas": 0,
+        "held_deltas": 0,
     }
     # the same as projecting in-process from the same deltas
     project(world.store, world.tmp / "direct", world.source())
@@ -146,8 +146,8 @@ def test_project_json_reports_from_to_applied_and_records_written(world: World) 
 
 
 def test_status_with_chroma_shows_checkpoint_and_lag(world: World) -> None:
-    cli_json(world, "project", "--chroma", world.snap, "--to", "2")
-    assert cli_json(world, "status", "--chroma", world.snap) == {
+    cli_json(world, "project", "--snapshot-dir", world.snap, "--to", "2")
+    assert cli_json(world, "status", "--snapshot-dir", world.snap) == {
         "store": world.url,
         "head": 3,
         "parked": 0,
@@ -155,9 +155,9 @@ def test_status_with_chroma_shows_checkpoint_and_lag(world: World) -> None:
         "lag": 1,
         "inflight_to": None,
         "records": {"lines": 2, "words": 2},
-        "parked_deltas": [],
+        "held_deltas": [],
     }
-    human = cli(world, "status", "--chroma", world.snap)
+    human = cli(world, "status", "--snapshot-dir", world.snap)
     assert human.exit_code == 0
     assert re.search(r"^checkpoint +2$", human.stdout, re.MULTILINE)
     assert re.search(r"^lag +1$", human.stdout, re.MULTILINE)
@@ -168,7 +168,9 @@ def test_status_with_chroma_lists_parked_deltas(world: World) -> None:
     (position,) = log.add(log.run("run-2", words={(1, 1): "A2"}, receipt=2))
     del log.deltas.deltas[("run-2/words", "words")]
     world.publish()
-    assert cli_json(world, "project", "--chroma", world.snap, "--on-missing-delta", "park") == {
+    assert cli_json(
+        world, "project", "--snapshot-dir", world.snap, "--on-missing-delta", "hold"
+    ) == {
         "from": 0,
         "to": 4,
         "applied": 4,
@@ -176,11 +178,11 @@ def test_status_with_chroma_lists_parked_deltas(world: World) -> None:
         "added": 4,
         "updated": 0,
         "deleted": 0,
-        "parked_deltas": 1,
+        "held_deltas": 1,
     }
-    status = cli_json(world, "status", "--chroma", world.snap)
+    status = cli_json(world, "status", "--snapshot-dir", world.snap)
     assert (status["checkpoint"], status["lag"]) == (4, 0)
-    assert status["parked_deltas"] == [
+    assert status["held_deltas"] == [
         {
             "run_id": "run-2",
             "collection": "words",
@@ -192,7 +194,7 @@ def test_status_with_chroma_lists_parked_deltas(world: World) -> None:
 
 
 def test_digest_json(world: World) -> None:
-    cli_json(world, "project", "--chroma", world.snap)
+    cli_json(world, "project", "--snapshot-dir", world.snap)
     found = cli_json(world, "digest", world.snap)
     assert set(found) == {"position", "digest", "counts"}
     assert DIGEST.match(found["digest"])
@@ -208,7 +210,7 @@ def test_digest_json(world: World) -> None:
 
 
 def test_rebuild_to_a_position_and_from_a_snapshot(world: World) -> None:
-    partial = cli_json(world, "rebuild", "--out", world.tmp / "at-2", "--to", "2")
+    partial = cli_json(world, "rebuild", "--snapshot-dir", world.tmp / "at-2", "--to", "2")
     assert partial == {
         "position": 2,
         "digest": snapshot_digest(world.tmp / "at-2").digest,
@@ -217,10 +219,15 @@ def test_rebuild_to_a_position_and_from_a_snapshot(world: World) -> None:
         "from_snapshot": None,
     }
     assert DIGEST.match(partial["digest"])
-    full = cli_json(world, "rebuild", "--out", world.tmp / "full")
+    full = cli_json(world, "rebuild", "--snapshot-dir", world.tmp / "full")
     assert (full["position"], full["applied"], full["from_snapshot"]) == (3, 3, None)
     continued = cli_json(
-        world, "rebuild", "--out", world.tmp / "continued", "--from-snapshot", world.tmp / "at-2"
+        world,
+        "rebuild",
+        "--snapshot-dir",
+        world.tmp / "continued",
+        "--from-snapshot",
+        world.tmp / "at-2",
     )
     assert continued == {
         "position": 3,
@@ -237,7 +244,7 @@ def test_rebuild_to_a_position_and_from_a_snapshot(world: World) -> None:
 
 
 def test_verify_json_ok_and_a_hand_corrupted_record(world: World) -> None:
-    cli_json(world, "project", "--chroma", world.snap)
+    cli_json(world, "project", "--snapshot-dir", world.snap)
     ok = cli_json(world, "verify", world.snap)
     assert ok["ok"] is True
     assert (ok["position"], ok["differences"], ok["digest"]) == (
@@ -261,10 +268,10 @@ def test_verify_json_ok_and_a_hand_corrupted_record(world: World) -> None:
 
 
 def test_diff_json(world: World) -> None:
-    cli_json(world, "project", "--chroma", world.snap)
+    cli_json(world, "project", "--snapshot-dir", world.snap)
     log = world.log
     log.add(log.label(1, 2, "AMOUNT", "PENDING", by="m"), log.remove_line(2))
-    assert cli_json(world, "diff", "--chroma", world.snap) == {
+    assert cli_json(world, "diff", "--snapshot-dir", world.snap) == {
         "from_position": 3,
         "to_position": 5,
         "events": 2,
@@ -288,13 +295,13 @@ def test_a_stopped_projection_exits_1_with_one_line(world: World) -> None:
     (position,) = log.add(log.run("run-2", words={(1, 1): "A2"}, receipt=2))
     del log.deltas.deltas[("run-2/lines", "lines")]
     world.publish()
-    message = one_line_error(cli(world, "project", "--chroma", world.snap), 1)
+    message = one_line_error(cli(world, "project", "--snapshot-dir", world.snap), 1)
     assert message == (
         f"projection stopped: log position {position}: compaction run run-2, collection lines: "
         f"delta run-2/lines: not found at {world.deltas / 'run-2/lines'}"
     )
     assert checkpoint(world.snap) == (3, None)
-    assert one_line_error(cli(world, "rebuild", "--out", world.tmp / "r"), 1) == message
+    assert one_line_error(cli(world, "rebuild", "--snapshot-dir", world.tmp / "r"), 1) == message
 
 
 @pytest.mark.parametrize("command", ["digest", "verify", "status", "diff"])
@@ -304,8 +311,8 @@ def test_a_directory_that_is_not_a_snapshot_exits_2(world: World, command: str) 
     args: list[str | Path] = {
         "digest": ["digest", empty],
         "verify": ["verify", empty],
-        "status": ["status", "--chroma", empty],
-        "diff": ["diff", "--chroma", empty],
+        "status": ["status", "--snapshot-dir", empty],
+        "diff": ["diff", "--snapshot-dir", empty],
     }[command]
     message = one_line_error(cli(world, *args), 2)
     assert message == f"{empty} is not a snapshot directory (no state.sqlite3)"
@@ -315,10 +322,10 @@ def test_a_directory_that_is_not_a_snapshot_exits_2(world: World, command: str) 
 def test_project_into_a_regular_file_exits_2(world: World) -> None:
     afile = world.tmp / "afile"
     afile.write_text("not a directory")
-    message = one_line_error(cli(world, "project", "--chroma", afile), 2)
+    message = one_line_error(cli(world, "project", "--snapshot-dir", afile), 2)
     assert message == f"cannot create the snapshot directory {afile}: File exists"
     inside = afile / "snap"
-    message = one_line_error(cli(world, "project", "--chroma", inside), 2)
+    message = one_line_error(cli(world, "project", "--snapshot-dir", inside), 2)
     assert message == f"cannot create the snapshot directory {inside}: Not a directory"
     assert afile.read_text() == "not a directory"
 
@@ -326,30 +333,30 @@ def test_project_into_a_regular_file_exits_2(world: World) -> None:
 def test_rebuild_into_a_regular_file_or_a_non_empty_directory_exits_2(world: World) -> None:
     afile = world.tmp / "afile"
     afile.write_text("not a directory")
-    assert one_line_error(cli(world, "rebuild", "--out", afile), 2) == (
+    assert one_line_error(cli(world, "rebuild", "--snapshot-dir", afile), 2) == (
         f"{afile} is not a directory; rebuild writes a new snapshot directory"
     )
     full = world.tmp / "full"
     (full / "something").mkdir(parents=True)
-    assert one_line_error(cli(world, "rebuild", "--out", full), 2) == (
+    assert one_line_error(cli(world, "rebuild", "--snapshot-dir", full), 2) == (
         f"{full} is not empty; rebuild writes a new snapshot directory"
     )
     assert one_line_error(
-        cli(world, "rebuild", "--out", world.tmp / "new", "--from-snapshot", full), 2
+        cli(world, "rebuild", "--snapshot-dir", world.tmp / "new", "--from-snapshot", full), 2
     ) == (f"{full} is neither a snapshot directory nor a snapshot store")
 
 
 def test_a_bad_policy_exits_2(world: World) -> None:
     message = one_line_error(
-        cli(world, "project", "--chroma", world.snap, "--on-missing-delta", "skip"), 2
+        cli(world, "project", "--snapshot-dir", world.snap, "--on-missing-delta", "skip"), 2
     )
-    assert message == "--on-missing-delta must be 'stop' or 'park', not 'skip'"
+    assert message == "--on-missing-delta must be 'stop' or 'hold', not 'skip'"
 
 
 def test_a_busy_snapshot_directory_exits_1(world: World) -> None:
-    cli_json(world, "project", "--chroma", world.snap)
+    cli_json(world, "project", "--snapshot-dir", world.snap)
     with open_snapshot(world.snap):
-        message = one_line_error(cli(world, "project", "--chroma", world.snap), 1)
+        message = one_line_error(cli(world, "project", "--snapshot-dir", world.snap), 1)
     assert "is being written by another process (pid" in message
 
 
@@ -373,7 +380,7 @@ def test_the_console_script_stops_with_exit_1_and_one_line(world: World) -> None
     world.publish()
     shutil.rmtree(world.deltas / "run-2" / "words")
     done = run_script(
-        "project", "--chroma", world.snap, "--store", world.url, "--deltas", world.deltas
+        "project", "--snapshot-dir", world.snap, "--store", world.url, "--deltas", world.deltas
     )
     assert done.returncode == 1
     assert done.stdout == ""

@@ -11,18 +11,13 @@ from typing import Any
 
 import pytest
 
-from projections.runner import (
-    ProjectionConflict,
-    ProjectionStopped,
-    catch_up,
-    rebuild,
-    snapshot_digest,
-)
+from projections.errors import ProjectionConflict, ProjectionStopped, StateError
+from projections.runner import catch_up, rebuild, snapshot_digest
 from projections.snapshot_dir import open_snapshot
-from projections.state import STATE_FILE, ProjectionState, StateError
+from projections.state import STATE_FILE, ProjectionState
 from projections.verify import diff, verify
 from receipt_chroma.client import ChromaDirectory
-from receipt_chroma.lock import DirectoryBusy
+from receipt_chroma.directory_lock import DirectoryBusy
 from receipt_events.store import open_store
 from tests.projection.helpers import Log, Writes, checkpoint, digest, project
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from projections.fold import DeltaProblem
-from projections.runner import ProjectionStopped, rebuild
+from projections.errors import DeltaProblem, ProjectionStopped
+from projections.runner import rebuild
 from projections.snapshot_dir import open_snapshot
-from projections.state import ParkedDelta
+from projections.state import HeldDelta
 from projections.verify import verify
-from receipt_chroma.delta_writer import write_delta
 from receipt_chroma.deltas import DeltaError, LocalDeltaSource
 from receipt_chroma.records import ChromaRecord
+from synthetic.deltas import write_delta
 from tests.projection.helpers import (
     Log,
     Writes,
@@ -203,7 +203,7 @@ def test_a_local_delta_without_the_collection_is_rejected(tmp_path: Path) -> Non
     assert str(raised.value) == "delta run/words: has no 'words' collection"
 
 
-# -- missing deltas: stop or park ------------------------------------------------------------
+# -- missing deltas: stop or hold back ------------------------------------------------------------
 
 
 def history_with_missing_words_delta(log: Log) -> list[int]:
@@ -269,11 +269,11 @@ def test_with_policy_park_the_projection_goes_on_and_keeps_the_parked_delta(
     log: Log, snap: Path
 ) -> None:
     positions = history_with_missing_words_delta(log)
-    result = project(log.store, snap, log.deltas, policy="park")
-    assert (result.to_position, result.applied, result.parked_deltas) == (positions[4], 5, 1)
+    result = project(log.store, snap, log.deltas, policy="hold")
+    assert (result.to_position, result.applied, result.held_deltas) == (positions[4], 5, 1)
     with open_snapshot(snap, create=False) as snapshot:
-        assert snapshot.state.parked_deltas() == [
-            ParkedDelta(
+        assert snapshot.state.held_deltas() == [
+            HeldDelta(
                 run_id="run-2",
                 collection="words",
                 location="run-2/words",
@@ -450,11 +450,11 @@ def test_with_policy_park_a_wrong_delta_is_parked_and_its_good_twin_merged(
     event = log.run("run-x", lines={1: "A"}, words={(1, 1): "A"})
     log.deltas.put("run-x/words", "words", [line_record("run-x", 2, "X")])
     (position,) = log.add(event)
-    result = project(log.store, snap, log.deltas, policy="park")
-    assert result.parked_deltas == 1
+    result = project(log.store, snap, log.deltas, policy="hold")
+    assert result.held_deltas == 1
     with open_snapshot(snap, create=False) as snapshot:
-        assert snapshot.state.parked_deltas() == [
-            ParkedDelta(
+        assert snapshot.state.held_deltas() == [
+            HeldDelta(
                 "run-x",
                 "words",
                 "run-x/words",

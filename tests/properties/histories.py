@@ -21,7 +21,6 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from receipt_chroma.delta_writer import deterministic_vector
 from receipt_chroma.deltas import MemoryDeltaSource
 from receipt_chroma.records import ChromaRecord, embedding_bytes
 from receipt_events.events import (
@@ -40,6 +39,7 @@ from receipt_events.events import (
 )
 from receipt_events.keys import LineKey, WordKey
 from receipt_events.store import EventStore, open_store
+from synthetic.deltas import deterministic_vector
 from tests.properties.profiles import Sizes
 
 DIMENSION = 8

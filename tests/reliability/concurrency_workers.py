@@ -196,7 +196,7 @@ def projector(
 
     def body(result: dict[str, Any]) -> None:
         import lambdas.projector
-        from receipt_chroma.lease import LockLost
+        from receipt_chroma.lease import LeaseLost
         from receipt_chroma.snapshots import FencedOut, PointerConflict, SnapshotStore
         from receipt_events.store import open_store
 
@@ -213,7 +213,7 @@ def projector(
             except FencedOut:
                 publishes["fenced_out"] += 1
                 raise
-            except LockLost:
+            except LeaseLost:
                 publishes["refused_lock_lost"] += 1
                 raise
             except BaseException:

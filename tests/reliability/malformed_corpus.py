@@ -26,7 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from receipt_events.records import MAX_EVENT_ID_LENGTH
-from receipt_events.synthetic import INTENT_OUTCOMES, History
+from synthetic.history import INTENT_OUTCOMES, History
 
 MALFORMED_KINDS: Final[tuple[str, ...]] = (
     "wrong_type",

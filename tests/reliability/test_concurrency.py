@@ -33,19 +33,19 @@ from typing import Any
 import msgspec
 import pytest
 
-from projections.compaction import compact
+from projections.compaction import CompactOptions, compact
 from projections.runner import rebuild, snapshot_digest
 from projections.verify import compare, verify
 from receipt_chroma.client import open_chroma
-from receipt_chroma.delta_writer import write_run_deltas
 from receipt_chroma.deltas import DeltaSources
 from receipt_chroma.digest import dump
-from receipt_chroma.lease import DynamoDBLocks
+from receipt_chroma.lease import DynamoDBLeases
 from receipt_chroma.snapshots import open_snapshot_store
 from receipt_events.ingest import ingest
 from receipt_events.records import records_from_lambda_event
 from receipt_events.store import open_store
-from receipt_events.synthetic import EVENT_INTENTS, HistoryConfig, generate_history, to_jsonl
+from synthetic.deltas import write_run_deltas
+from synthetic.history import EVENT_INTENTS, HistoryConfig, generate_history, to_jsonl
 from tests.aws.harness import AwsEnv
 from tests.reliability.concurrency_workers import (
     SHARDS,
@@ -69,7 +69,7 @@ PUBLISH_EVERY = 200 * SCALE  # events between publishes within one projector run
 LOCK_TTL = 30 if SCALE == 1 else 10  # deep: short enough for a slow holder to lose it
 DEADLINE = 240 * SCALE  # seconds for the workers, well past what they need
 SEED = 31
-EXPECTED_FAILURES = {"LockLost", "FencedOut", "CompactionGaveUp"}  # refusals, not bugs
+EXPECTED_FAILURES = {"LeaseLost", "FencedOut", "CompactionGaveUp"}  # refusals, not bugs
 
 
 def test_four_projectors_and_two_ingesters_lose_nothing(
@@ -107,11 +107,11 @@ def test_four_projectors_and_two_ingesters_lose_nothing(
     project_env = {
         "RECEIPT_EVENTS_STORE": postgres_url,
         "RECEIPT_EVENTS_SNAPSHOTS": snapshots_url,
-        "RECEIPT_EVENTS_LOCK_TABLE": lock_table,
+        "RECEIPT_EVENTS_LEASE_TABLE": lock_table,
         "RECEIPT_EVENTS_DELTAS": str(tmp_path),
         "RECEIPT_EVENTS_PUBLISH_EVERY_EVENTS": str(PUBLISH_EVERY),
         "RECEIPT_EVENTS_PUBLISH_EVERY_SECONDS": "off",
-        "RECEIPT_EVENTS_LOCK_TTL": str(LOCK_TTL),
+        "RECEIPT_EVENTS_LEASE_TTL": str(LOCK_TTL),
         "RECEIPT_EVENTS_KEEP": "3",
         "RECEIPT_EVENTS_STOP_MARGIN_SECONDS": STOP_MARGIN,
     }
@@ -179,11 +179,10 @@ def test_four_projectors_and_two_ingesters_lose_nothing(
         final = compact(
             store,
             snapshots,
-            DynamoDBLocks(lock_table),
+            DynamoDBLeases(lock_table),
             deltas,
             tmp_path / "final-cache",
-            ttl=LOCK_TTL,
-            follow=True,
+            CompactOptions(lease_ttl=LOCK_TTL, follow=True),
         )
         assert final.position == head
 

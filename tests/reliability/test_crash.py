@@ -58,19 +58,19 @@ from typing import Any
 import msgspec
 import pytest
 
-from projections.compaction import CompactResult, compact, lock_name
+from projections.compaction import CompactOptions, CompactResult, compact, lease_name
 from projections.restore import restore
 from projections.runner import catch_up, rebuild
 from projections.snapshot_dir import open_snapshot
-from receipt_chroma.delta_writer import write_run_deltas
 from receipt_chroma.deltas import DeltaSources
-from receipt_chroma.lease import DynamoDBLocks, FileLocks, LockBusy, Locks
+from receipt_chroma.lease import DynamoDBLeases, FileLeases, LeaseBusy, Leases
 from receipt_chroma.snapshots import SnapshotStore, open_snapshot_store
 from receipt_events import faults
 from receipt_events.ingest import IngestSummary, ingest
 from receipt_events.records import read_input
 from receipt_events.store import Recorded, open_store
-from receipt_events.synthetic import HistoryConfig, generate_history, to_jsonl
+from synthetic.deltas import write_run_deltas
+from synthetic.history import HistoryConfig, generate_history, to_jsonl
 from tests.reliability.conftest import PROFILE, SEEDS, record_case
 
 CLI = Path(sys.executable).with_name("receipt-events")
@@ -308,14 +308,14 @@ class Site:
     def snapshot_store(self) -> SnapshotStore:
         return open_snapshot_store(self.snapshots_url)
 
-    def locks(self, clock: Callable[[], float] = time.time) -> Locks:
+    def locks(self, clock: Callable[[], float] = time.time) -> Leases:
         if self.lock_table is not None:
-            return DynamoDBLocks(self.lock_table, clock=clock)
-        return FileLocks(Path(self.snapshots_url), clock=clock)
+            return DynamoDBLeases(self.lock_table, clock=clock)
+        return FileLeases(Path(self.snapshots_url), clock=clock)
 
     @property
     def lock(self) -> str:
-        return lock_name(self.snapshot_store())
+        return lease_name(self.snapshot_store())
 
     def lock_record(self) -> tuple[str | None, float]:
         """The publish lock's owner (None when released) and expiry, read directly."""
@@ -323,7 +323,7 @@ class Site:
         raw = locks.read(self.lock)  # type: ignore[attr-defined]
         if raw is None:
             return None, 0.0
-        if isinstance(locks, DynamoDBLocks):
+        if isinstance(locks, DynamoDBLeases):
             return raw.get("owner", {}).get("S"), float(raw["expires_at"]["N"])
         return raw.get("owner"), float(raw["expires_at"])
 
@@ -381,7 +381,7 @@ def compact_once(site: Site) -> CompactResult:
             site.locks(),
             DeltaSources(str(site.deltas)),
             site.cache,
-            ttl=LOCK_TTL,
+            CompactOptions(lease_ttl=LOCK_TTL),
         )
     finally:
         store.close()
@@ -412,15 +412,15 @@ def step_argv(
     if step.startswith("ingest"):
         return ["ingest", data.parts[step], "--batch-size", str(INGEST_BATCH), "--json"]
     if step == "project":
-        return ["project", "--chroma", site.cache, "--batch-size", str(batch_size), "--json"]
+        return ["project", "--snapshot-dir", site.cache, "--batch-size", str(batch_size), "--json"]
     assert step == "compact"
     return [
         "compact",
-        "--snapshots",
+        "--snapshot-store",
         site.snapshots_url,
-        "--cache",
+        "--snapshot-dir",
         site.cache,
-        "--lock-ttl",
+        "--lease-ttl",
         str(int(LOCK_TTL)),
         "--json",
     ]
@@ -593,7 +593,7 @@ def run_case(
     if killed_step == "compact":
         try:
             compact_once(site)
-        except LockBusy:
+        except LeaseBusy:
             pass  # the dead compactor's lease is still live: nobody may publish yet
         else:
             problems.append("a compactor got the lock while the dead one's lease was live")

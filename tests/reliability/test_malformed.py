@@ -46,15 +46,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lambdas.stream_processor
-from projections.compaction import compact, lock_name
+from projections.compaction import compact, lease_name
+from projections.errors import ProjectionStopped
 from projections.publish import publish_directory
 from projections.restore import restore
-from projections.runner import ProjectionStopped, catch_up, rebuild, snapshot_digest
+from projections.runner import catch_up, rebuild, snapshot_digest
 from projections.snapshot_dir import open_snapshot
-from receipt_chroma.delta_writer import write_run_deltas
 from receipt_chroma.deltas import TARBALL_NAME, DeltaError, DeltaSources
-from receipt_chroma.lease import DynamoDBLocks, FileLocks, Locks
-from receipt_chroma.lock import LOCK_FILE
+from receipt_chroma.directory_lock import LOCK_FILE
+from receipt_chroma.lease import DynamoDBLeases, FileLeases, Leases
 from receipt_chroma.snapshots import (
     NoSnapshot,
     SnapshotCorrupt,
@@ -65,7 +65,8 @@ from receipt_chroma.snapshots import (
 from receipt_events.ingest import IngestSummary, ingest, redrive
 from receipt_events.records import InputRecord, read_input
 from receipt_events.store import EventStore, open_store
-from receipt_events.synthetic import (
+from synthetic.deltas import write_run_deltas
+from synthetic.history import (
     EVENT_INTENTS,
     INTENT_OUTCOMES,
     History,
@@ -618,12 +619,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def snapshot_site(
     request: pytest.FixtureRequest, backend: str, tmp_path: Path
-) -> tuple[SnapshotStore, Locks]:
+) -> tuple[SnapshotStore, Leases]:
     if backend == "s3":
         bucket: str = request.getfixturevalue("s3_bucket")
         table: str = request.getfixturevalue("lock_table")
-        return open_snapshot_store(f"s3://{bucket}/snapshots"), DynamoDBLocks(table)
-    return open_snapshot_store(str(tmp_path / "store")), FileLocks(tmp_path / "locks")
+        return open_snapshot_store(f"s3://{bucket}/snapshots"), DynamoDBLeases(table)
+    return open_snapshot_store(str(tmp_path / "store")), FileLeases(tmp_path / "locks")
 
 
 def publish_snapshot(world: World, snapshots: SnapshotStore, position: int, token: int) -> str:
@@ -812,7 +813,7 @@ def test_damaged_snapshots_are_refused_and_nothing_moves(
                 assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
                 assert _raw_pointer(snapshots) == pointer_now, f"{case.name}: pointer moved"
                 assert snapshots.backend.list_keys("") == keys_now, f"{case.name}: keys changed"
-                locks.acquire(lock_name(snapshots), ttl=5).release()  # released after refusing
+                locks.acquire(lease_name(snapshots), ttl=5).release()  # released after refusing
             finally:
                 set_bytes(snapshots, case.key, original)
         # and with every damage undone, the same cache compacts and publishes the head
@@ -934,7 +935,7 @@ def test_a_truncated_delta_stops_catch_up_and_compaction_where_they_were(
     deltas = DeltaSources(str(tmp_path))
 
     local_store = open_snapshot_store(str(tmp_path / "store"))
-    locks = FileLocks(tmp_path / "locks")
+    locks = FileLeases(tmp_path / "locks")
     cache = world.copy_snapshot(world.head, tmp_path / "cache")
     with open_store(url) as store:
         assert compact(store, local_store, locks, deltas, cache).published  # pointer at head

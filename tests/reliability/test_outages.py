@@ -46,7 +46,7 @@ import lambdas.stream_processor
 from receipt_events.ingest import ingest
 from receipt_events.records import records_from_lambda_event
 from receipt_events.store import EventStore, open_store
-from receipt_events.synthetic import HistoryConfig, generate_history
+from synthetic.history import HistoryConfig, generate_history
 from tests.conftest import POSTGRES_HOST, POSTGRES_PORT
 from tests.lambdas.harness import ProxiedConnection, TcpProxy
 from tests.reliability.conftest import PROFILE, SEEDS, record_case

@@ -2,14 +2,14 @@
 
 Every store and compaction test runs on both backends:
 
-* ``local``: a snapshot store in a directory, its lock a :class:`FileLocks` beside it;
+* ``local``: a snapshot store in a directory, its lock a :class:`FileLeases` beside it;
 * ``s3``: a snapshot store at ``s3://<fresh bucket>/snapshots`` on the moto server (over
-  HTTP), its lock a :class:`DynamoDBLocks` item in a fresh table on DynamoDB Local.
+  HTTP), its lock a :class:`DynamoDBLeases` item in a fresh table on DynamoDB Local.
 
 The ``s3`` cases use the AWS fixtures of ``tests/conftest.py``: without the services they are
 skipped, except under ``CI=true``, where they fail (CI never passes by skipping them).
 
-Locks run on a :class:`Clock` that only moves when a test moves it, so a lease expires exactly
+Leases run on a :class:`Clock` that only moves when a test moves it, so a lease expires exactly
 when the test says. :class:`Site` hands out fresh handles on the same store and lock (each
 with its own client, as separate processes would have), and reads a lock's stored record
 directly, without the code under test.
@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 import pytest
 
-from receipt_chroma.lease import DynamoDBLocks, FileLocks, Locks
+from receipt_chroma.lease import DynamoDBLeases, FileLeases, Leases
 from receipt_chroma.snapshots import SnapshotStore, open_snapshot_store
 from receipt_events.store import EventStore, open_store
 from tests.projection.helpers import Log, project
@@ -124,14 +124,14 @@ class Site:
     backend: str
     url: str
     clock: Clock
-    _new_locks: Callable[[], Locks]
+    _new_locks: Callable[[], Leases]
     _raw: Callable[[str], LockRecord | None]
 
     def store(self) -> SnapshotStore:
         """A fresh handle on the store (on S3: its own client)."""
         return open_snapshot_store(self.url)
 
-    def locks(self) -> Locks:
+    def locks(self) -> Leases:
         """A fresh handle on the lock (on DynamoDB: its own client), on the test's clock."""
         return self._new_locks()
 
@@ -164,23 +164,23 @@ def site(
             "s3",
             snapshots.url,
             clock,
-            lambda: DynamoDBLocks(table, client=boto3.client("dynamodb"), clock=clock),
+            lambda: DynamoDBLeases(table, client=boto3.client("dynamodb"), clock=clock),
             dynamodb_record,
         )
 
     root = tmp_path / "locks"
 
     def file_record(name: str) -> LockRecord | None:
-        path = FileLocks(root).state_path(name)
+        path = FileLeases(root).state_path(name)
         if not path.exists():
             return None
         state = json.loads(path.read_text())
         return LockRecord(state.get("owner"), int(state["token"]), float(state["expires_at"]))
 
-    return Site("local", snapshots.url, clock, lambda: FileLocks(root, clock=clock), file_record)
+    return Site("local", snapshots.url, clock, lambda: FileLeases(root, clock=clock), file_record)
 
 
 @pytest.fixture
-def locks(site: Site) -> Locks:
+def locks(site: Site) -> Leases:
     """The publish lock of the ``snapshots`` store."""
     return site.locks()

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from receipt_chroma.deltas import LocalDeltaSource
 from receipt_chroma.snapshots import open_snapshot_store
-from receipt_events.cli import app
+from receipt_cli.app import app
 from receipt_events.store import open_store
 from tests.projection.helpers import Log, digest, project, write_deltas
 from tests.snapshots.conftest import BACKENDS, History
@@ -81,7 +81,7 @@ def world(
         bucket = request.getfixturevalue("s3_bucket")
         dest, lock = (
             f"s3://{bucket}/snapshots",
-            ["--lock-table", request.getfixturevalue("lock_table")],
+            ["--lease-table", request.getfixturevalue("lock_table")],
         )
     else:
         dest, lock = str(tmp_path / "store"), []
@@ -166,7 +166,12 @@ def test_pull_to_a_position_equals_rebuild_to_it(world: World) -> None:
         )  # fmt: skip
         rebuilt = ok_json(
             world.run_with_log(
-                "rebuild", "--out", world.tmp / f"rebuilt-{target}", "--to", str(target), "--json"
+                "rebuild",
+                "--snapshot-dir",
+                world.tmp / f"rebuilt-{target}",
+                "--to",
+                str(target),
+                "--json",
             )
         )
         assert (pulled["position"], pulled["digest"]) == (target, rebuilt["digest"])
@@ -180,12 +185,14 @@ def test_rebuild_from_a_snapshot_store_to_a_position(world: World) -> None:
     target = positions[2] + 1
     restored = ok_json(
         world.run_with_log(
-            "rebuild", "--out", world.tmp / "restored", "--from-snapshot", world.dest,
+            "rebuild", "--snapshot-dir", world.tmp / "restored", "--from-snapshot", world.dest,
             "--to", str(target), "--json",
         )
     )  # fmt: skip
     rebuilt = ok_json(
-        world.run_with_log("rebuild", "--out", world.tmp / "rebuilt", "--to", str(target), "--json")
+        world.run_with_log(
+            "rebuild", "--snapshot-dir", world.tmp / "rebuilt", "--to", str(target), "--json"
+        )
     )
     assert (restored["position"], restored["digest"]) == (target, rebuilt["digest"])
     assert restored["from_snapshot"] == positions[1]
@@ -194,7 +201,7 @@ def test_rebuild_from_a_snapshot_store_to_a_position(world: World) -> None:
     # without --to: the head of the log
     to_head = ok_json(
         world.run_with_log(
-            "rebuild", "--out", world.tmp / "head", "--from-snapshot", world.dest, "--json"
+            "rebuild", "--snapshot-dir", world.tmp / "head", "--from-snapshot", world.dest, "--json"
         )
     )
     assert to_head["position"] == world.head()
@@ -210,9 +217,9 @@ def test_compact_publishes_what_is_new_and_only_that(world: World) -> None:
         return ok_json(
             world.run_with_log(
                 "compact",
-                "--snapshots",
+                "--snapshot-store",
                 world.dest,
-                "--cache",
+                "--snapshot-dir",
                 cache,
                 *world.lock_options,
                 "--json",
@@ -233,7 +240,9 @@ def test_compact_publishes_what_is_new_and_only_that(world: World) -> None:
     listed = ok_json(world.run("snapshot", "list", world.dest, "--json"))
     assert [row["position"] for row in listed["snapshots"]] == [head, head + 1]
     assert listed["latest"] == third["key"]
-    rebuilt = ok_json(world.run_with_log("rebuild", "--out", world.tmp / "rebuilt", "--json"))
+    rebuilt = ok_json(
+        world.run_with_log("rebuild", "--snapshot-dir", world.tmp / "rebuilt", "--json")
+    )
     pulled = ok_json(world.run("snapshot", "pull", world.dest, world.tmp / "pulled", "--json"))
     assert pulled["digest"] == rebuilt["digest"]
 
@@ -250,14 +259,14 @@ def test_publishing_to_s3_without_a_lock_table_is_bad_usage(
     history = History(log, tmp_path / "directories")
     write_deltas(log.deltas, tmp_path / "deltas")
     if command == "compact":
-        args = ["compact", "--snapshots", dest, "--cache", str(tmp_path / "cache")]
+        args = ["compact", "--snapshot-store", dest, "--snapshot-dir", str(tmp_path / "cache")]
         args += ["--store", sqlite_url, "--deltas", str(tmp_path / "deltas")]
     else:
         args = ["snapshot", "push", str(history.snapshot_at(history.positions[0])), dest]
     store.close()
     result = CliRunner().invoke(app, [*args, "--json"], catch_exceptions=False)
     message = one_line_error(result, 2)
-    assert "--lock-table" in message
+    assert "--lease-table" in message
     assert dest in message
     assert open_snapshot_store(dest).pointer() == (None, None)
 
@@ -281,7 +290,12 @@ def test_a_corrupted_snapshot_file_is_refused_by_pull(world: World) -> None:
     # and restoring to a position from it is refused the same way
     message = one_line_error(
         world.run_with_log(
-            "rebuild", "--out", world.tmp / "rebuilt", "--from-snapshot", world.dest, "--json"
+            "rebuild",
+            "--snapshot-dir",
+            world.tmp / "rebuilt",
+            "--from-snapshot",
+            world.dest,
+            "--json",
         ),
         1,
     )

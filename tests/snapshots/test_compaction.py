@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from projections.compaction import PublishPolicy, compact, lock_name
+from projections.compaction import CompactOptions, PublishPolicy, compact, lease_name
 from projections.publish import publish_directory
 from projections.restore import restore
 from projections.runner import rebuild
-from receipt_chroma.lease import Lease, LockBusy, LockLost, Locks
+from receipt_chroma.lease import Lease, LeaseBusy, LeaseLost, Leases
 from receipt_chroma.snapshots import FencedOut, PointerConflict, SnapshotStore
 from receipt_chroma.snapshots import store as store_module
 from tests.projection.helpers import Log, digest, project
@@ -20,11 +20,11 @@ from tests.snapshots.conftest import Clock, History, Site
 
 
 def run(log: Log, snapshots: SnapshotStore, locks: Any, cache: Path, **options: Any) -> Any:
-    return compact(log.store, snapshots, locks, log.deltas, cache, **options)
+    return compact(log.store, snapshots, locks, log.deltas, cache, CompactOptions(**options))
 
 
 def test_the_first_compaction_builds_from_the_log_and_publishes(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     result = run(log, snapshots, locks, tmp_path / "cache")
     head = log.store.head()
@@ -37,7 +37,7 @@ def test_the_first_compaction_builds_from_the_log_and_publishes(
 
 
 def test_nothing_new_publishes_nothing(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     first = run(log, snapshots, locks, tmp_path / "cache")
     listed = [m.key for m in snapshots.manifests()]
@@ -47,7 +47,7 @@ def test_nothing_new_publishes_nothing(
 
 
 def test_a_warm_cache_is_reused_and_a_cold_one_pulls_the_latest(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     run(log, snapshots, locks, tmp_path / "cache", to=history.positions[1])
     log.add(log.label(2, 1, "CASH", "VALID"))
@@ -78,7 +78,7 @@ def test_a_warm_cache_is_reused_and_a_cold_one_pulls_the_latest(
 
 
 def test_a_cache_behind_the_store_is_replaced_by_the_latest(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     run(log, snapshots, locks, tmp_path / "old-cache", to=history.positions[0])
     run(log, snapshots, locks, tmp_path / "other", to=history.positions[2])
@@ -88,7 +88,7 @@ def test_a_cache_behind_the_store_is_replaced_by_the_latest(
 
 
 def test_losing_the_pointer_swap_retries_from_the_new_base(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     """Another publisher lands between our read of the pointer and our swap: we start again
     from its snapshot, and the end state holds both its changes and ours."""
@@ -126,10 +126,10 @@ def test_losing_the_pointer_swap_retries_from_the_new_base(
 
 
 def test_a_second_compactor_is_refused_while_the_lock_is_held(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
-    held = locks.acquire(lock_name(snapshots), ttl=60)
-    with pytest.raises(LockBusy):
+    held = locks.acquire(lease_name(snapshots), ttl=60)
+    with pytest.raises(LeaseBusy):
         run(log, snapshots, locks, tmp_path / "cache")
     held.release()
     assert run(log, snapshots, locks, tmp_path / "cache").published
@@ -139,19 +139,19 @@ def test_an_expired_holder_cannot_publish_after_a_newer_one(
     history: History,
     log: Log,
     snapshots: SnapshotStore,
-    locks: Locks,
+    locks: Leases,
     clock: Clock,
     tmp_path: Path,
 ) -> None:
     """A's lease expires while it works; B takes the lock (a newer token) and publishes; A's
     publish is refused and the store keeps B's snapshot."""
-    stale = locks.acquire(lock_name(snapshots), ttl=30)
+    stale = locks.acquire(lease_name(snapshots), ttl=30)
     project(log.store, tmp_path / "a", log.deltas, to=history.positions[1])
     clock.now += 31
     newer = run(log, snapshots, locks, tmp_path / "b")
     assert newer.token > stale.token
     pointer, version = snapshots.pointer()
-    with pytest.raises(LockLost):
+    with pytest.raises(LeaseLost):
         stale.check()
     with pytest.raises((FencedOut, PointerConflict)):
         publish_directory(
@@ -191,9 +191,9 @@ class Blind:
 
 
 class Recording:
-    """Locks that remember every lease they hand out (the real one, even when blinded)."""
+    """Leases that remember every lease they hand out (the real one, even when blinded)."""
 
-    def __init__(self, locks: Locks, *, blind: bool = False) -> None:
+    def __init__(self, locks: Leases, *, blind: bool = False) -> None:
         self.locks = locks
         self.blind = blind
         self.leases: list[Lease] = []
@@ -223,7 +223,7 @@ def test_an_expired_compactor_is_refused_and_its_rerun_keeps_every_change(
     history: History, log: Log, site: Site, tmp_path: Path, refusal: str
 ) -> None:
     """A's lease runs out while it publishes (A paused); B takes the lock (a newer token),
-    compacts more of the log and publishes. A is refused: by its lock check (LockLost), or, for
+    compacts more of the log and publishes. A is refused: by its lock check (LeaseLost), or, for
     a holder that cannot tell it lost the lock, by the store's fencing (FencedOut) once it has
     retried from B's snapshot. A's heartbeat, real and from its keeper thread, never takes the
     lock from B. The store keeps B's snapshot; A re-run starts from it and publishes every
@@ -232,7 +232,7 @@ def test_an_expired_compactor_is_refused_and_its_rerun_keeps_every_change(
     a_store, b_store = site.store(), site.store()
     a_locks = Recording(site.locks(), blind=refusal == "fence")
     b_locks = Recording(site.locks())
-    name = lock_name(a_store)
+    name = lease_name(a_store)
     seen: dict[str, Any] = {}
 
     def while_b_holds_the_lock() -> None:
@@ -241,9 +241,9 @@ def test_an_expired_compactor_is_refused_and_its_rerun_keeps_every_change(
         assert held is not None
         assert (held.owner, held.token) == (b.owner, b.token)
         assert b.token > a.token
-        with pytest.raises(LockLost):
+        with pytest.raises(LeaseLost):
             a.heartbeat()
-        with pytest.raises(LockLost):
+        with pytest.raises(LeaseLost):
             a.check()
         time.sleep(TTL)  # A's keeper (and B's) heartbeat meanwhile
         assert site.lock_record(name) == held
@@ -254,14 +254,14 @@ def test_an_expired_compactor_is_refused_and_its_rerun_keeps_every_change(
     def a_pauses_past_its_expiry() -> None:
         site.clock.advance(TTL + 1)
         log.add(log.label(2, 1, "CASH", "VALID"))
-        seen["b"] = run(log, b_store, b_locks, tmp_path / "b", ttl=TTL)
+        seen["b"] = run(log, b_store, b_locks, tmp_path / "b", lease_ttl=TTL)
         if refusal == "fence":
             log.add(log.label(2, 1, "CASH", "INVALID"))  # so A, from B's base, has work to publish
 
     before_upload(a_store, a_pauses_past_its_expiry)
 
-    with pytest.raises(LockLost if refusal == "lock" else FencedOut):
-        run(log, a_store, a_locks, tmp_path / "a", ttl=TTL)
+    with pytest.raises(LeaseLost if refusal == "lock" else FencedOut):
+        run(log, a_store, a_locks, tmp_path / "a", lease_ttl=TTL)
     b = seen["b"]
     assert b.published
     assert b.position == history.positions[-1] + 3  # the seed's head, and B's new event
@@ -273,7 +273,7 @@ def test_an_expired_compactor_is_refused_and_its_rerun_keeps_every_change(
     assert (released.owner, released.token) == (None, seen["held"].token)  # B let go; A did not
 
     log.add(log.label(1, 2, "LINE_TOTAL", "INVALID"))
-    again = run(log, a_store, site.locks(), tmp_path / "a", ttl=TTL)
+    again = run(log, a_store, site.locks(), tmp_path / "a", lease_ttl=TTL)
     assert again.published
     assert again.token > b.token
     assert again.position == log.store.head()
@@ -306,11 +306,11 @@ def test_a_fenced_out_publisher_still_uploading_never_damages_the_published_snap
         put_file(key, source)
         if key.endswith("/files/chroma/chroma.sqlite3") and not seen:
             site.clock.advance(TTL + 1)
-            seen["b"] = run(log, b_store, site.locks(), tmp_path / "b", ttl=TTL)
+            seen["b"] = run(log, b_store, site.locks(), tmp_path / "b", lease_ttl=TTL)
 
     a_store.backend.put_file = a_pauses_after_its_database  # type: ignore[method-assign]
-    with pytest.raises(LockLost):
-        run(log, a_store, site.locks(), tmp_path / "a", ttl=TTL)
+    with pytest.raises(LeaseLost):
+        run(log, a_store, site.locks(), tmp_path / "a", lease_ttl=TTL)
     b = seen["b"]
     pointer, _ = site.store().pointer()
     assert pointer is not None
@@ -341,7 +341,7 @@ class GrowingStore:
 
 
 def test_a_publish_policy_publishes_every_n_events_and_at_the_end(
-    history: History, log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    history: History, log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     head = log.store.head()
     result = run(
@@ -356,7 +356,7 @@ def test_a_publish_policy_publishes_every_n_events_and_at_the_end(
 
 
 def test_following_keeps_going_while_the_head_moves_and_a_plain_run_does_not(
-    log: Log, snapshots: SnapshotStore, locks: Locks, tmp_path: Path
+    log: Log, snapshots: SnapshotStore, locks: Leases, tmp_path: Path
 ) -> None:
     log.add(log.run("run-1", words={(1, 1): "TOTAL"}), log.label(1, 1, "GRAND_TOTAL", "PENDING"))
     tail = [log.label(1, 1, "GRAND_TOTAL", "VALID"), log.place(merchant_name="Corner Shop")]
@@ -371,7 +371,7 @@ def test_following_keeps_going_while_the_head_moves_and_a_plain_run_does_not(
         locks,
         log.deltas,
         tmp_path / "a",
-        follow=True,
+        CompactOptions(follow=True),
     )
     assert followed.position == log.store.head() == 6
     assert followed.applied == 4  # the two it found, then the two that landed meanwhile
@@ -381,7 +381,7 @@ def test_a_run_past_its_stop_time_publishes_what_it_applied_and_releases_the_loc
     history: History,
     log: Log,
     snapshots: SnapshotStore,
-    locks: Locks,
+    locks: Leases,
     site: Site,
     tmp_path: Path,
 ) -> None:
@@ -389,7 +389,7 @@ def test_a_run_past_its_stop_time_publishes_what_it_applied_and_releases_the_loc
     policy = PublishPolicy(every_events=3)
     stopped = run(log, snapshots, locks, tmp_path / "cache", policy=policy, follow=True, stop_at=0)
     assert (stopped.published, stopped.position, stopped.applied) == (True, 3, 3)
-    lock = site.lock_record(lock_name(snapshots))
+    lock = site.lock_record(lease_name(snapshots))
     assert lock is not None
     assert lock.owner is None  # released: the next wake-up can go on at once
 

@@ -23,9 +23,8 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from projections.runner import ProjectionStopped
+from projections.errors import ProjectionStopped
 from receipt_chroma.client import CollectionName
-from receipt_chroma.delta_writer import Layout, write_delta
 from receipt_chroma.deltas import (
     TARBALL_NAME,
     DeltaError,
@@ -35,6 +34,7 @@ from receipt_chroma.deltas import (
 )
 from receipt_chroma.records import ChromaRecord
 from receipt_events.store import open_store
+from synthetic.deltas import Layout, write_delta
 from tests.projection.helpers import Log, digest, project, records
 from tests.snapshots.conftest import History
 
@@ -302,6 +302,6 @@ def test_a_projection_over_an_s3_root_that_does_not_exist_stops_or_parks(
     gone = DeltaSources(f"s3://{deltas.bucket}-gone/deltas")
     with pytest.raises(ProjectionStopped, match="run-1"):
         project(log.store, tmp_path / "stopped", gone)
-    parked = project(log.store, tmp_path / "parked", gone, policy="park")
-    assert parked.parked_deltas == len(deltas.held)
+    parked = project(log.store, tmp_path / "parked", gone, policy="hold")
+    assert parked.held_deltas == len(deltas.held)
     assert parked.to_position == log.store.head()

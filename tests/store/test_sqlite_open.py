@@ -10,7 +10,7 @@ import pytest
 from eventsourcing.persistence import PersistenceError
 from typer.testing import CliRunner
 
-from receipt_events.cli import app
+from receipt_cli.app import app
 from receipt_events.store.sqlite import open_sqlite
 
 ROUNDS = 10
