@@ -375,7 +375,7 @@ def test_contention_exactly_one_winner_per_round(backend: Backend) -> None:
 
 
 def test_keeper_keeps_a_short_lease_alive_across_several_ttls(backend: Backend) -> None:
-    ttl = 0.45
+    ttl = 0.9  # long enough that a slow DynamoDB Local call does not miss a beat
     lease = backend.locks(time.time).acquire("kept", ttl=ttl)
     with LeaseKeeper(lease) as keeper:
         time.sleep(ttl * 3.5)
