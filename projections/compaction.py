@@ -1,10 +1,10 @@
-"""Compaction: lock → restore the latest snapshot → catch up with the log → publish → release.
+"""Compaction: lease → restore the latest snapshot → catch up with the log → publish → release.
 
-The local copy (the *cache*) is reused when it is at or past the published snapshot, so a
-warm compactor downloads nothing. Nothing new means nothing published. Publishing is fenced
-twice: the lock must still be ours (with the token we acquired) just before the pointer
-swap, and the swap itself is conditional on the pointer we started from; a compactor that
-loses the swap starts again from the new pointer.
+The local snapshot directory is kept between runs and reused when it is at or past the
+published snapshot, so a warm compactor downloads nothing. Nothing new means nothing
+published. Publishing is fenced twice: the lease must still be ours (with the token we
+acquired) just before the pointer swap, and the swap itself is conditional on the pointer we
+started from; a compactor that loses the swap starts again from the new pointer.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def compact(
     snapshots: SnapshotStore,
     leases: Leases,
     deltas: DeltaSource,
-    cache: Path,
+    snapshot_dir: Path,
     options: CompactOptions = CompactOptions(),
 ) -> CompactResult:
     """Bring the store's latest snapshot up to ``options.to`` (default: the head) and publish it.
@@ -104,7 +104,7 @@ def compact(
     lease = leases.acquire(lease_name(snapshots), ttl=options.lease_ttl)
     try:
         with LeaseKeeper(lease) as keeper:
-            return _compact(store, snapshots, deltas, cache, keeper, lease.token, options)
+            return _compact(store, snapshots, deltas, snapshot_dir, keeper, lease.token, options)
     finally:
         lease.release()
 
@@ -113,19 +113,19 @@ def _compact(
     store: EventStore,
     snapshots: SnapshotStore,
     deltas: DeltaSource,
-    cache: Path,
+    snapshot_dir: Path,
     keeper: LeaseKeeper,
     token: int,
     options: CompactOptions,
 ) -> CompactResult:
     to, policy, clock, stop_at = options.to, options.policy, options.clock, options.stop_at
     pointer, version = snapshots.pointer()
-    reused = ensure_local_copy(snapshots, pointer, cache, store)
+    reused = ensure_local_copy(snapshots, pointer, snapshot_dir, store)
     applied = attempts = publishes = 0
     last_publish = clock()
     while True:
         target = store.head() if to is None else to
-        with open_snapshot(cache) as snapshot:
+        with open_snapshot(snapshot_dir) as snapshot:
             position = snapshot.state.checkpoint
             if position < target:
                 step = target
@@ -141,7 +141,7 @@ def _compact(
             keeper.check()
             try:
                 publish_directory(
-                    cache,
+                    snapshot_dir,
                     snapshots,
                     token=token,
                     parent=pointer.key if pointer else None,
@@ -156,7 +156,7 @@ def _compact(
                         "another publisher is active"
                     ) from None
                 pointer, version = snapshots.pointer()  # someone published: start from theirs
-                reused = ensure_local_copy(snapshots, pointer, cache, store) and reused
+                reused = ensure_local_copy(snapshots, pointer, snapshot_dir, store) and reused
                 continue
             pointer, version = snapshots.pointer()
             publishes += 1

@@ -1,9 +1,10 @@
-"""A record's Chroma metadata as a pure function of its delta metadata, place and labels (SPEC §7).
+"""A record's Chroma metadata: a pure function of its delta metadata, place and labels.
 
 The projection owns some keys outright: the place fields on both collections, the label keys
 on words. Their values always come from the projection's state, never from the delta (a
 delta's ``merchant_name`` is whatever it was at embedding time), and a key whose value is
-absent is absent from the record. No wall-clock value appears anywhere.
+absent is absent from the record. No wall-clock value appears anywhere. The rules, and the
+tests that check them: docs/projection.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The canonical dump and digest of a Chroma directory (SPEC §7.4).
+"""The canonical dump and digest of a Chroma directory (the format: docs/projection.md).
 
 Snapshot files differ even when contents are equal (random segment ids, HNSW layout), so
 snapshots are compared by content: sha256 over both collections' records sorted by id (id,

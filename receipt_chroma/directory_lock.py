@@ -1,6 +1,6 @@
-"""Leases. ``DirectoryLock``: one writer per snapshot directory, across processes.
+"""``DirectoryLock``: one writer per snapshot directory, across processes.
 
-Two processes writing one Chroma directory corrupt it silently (notes/chromadb.md §3), so
+Two processes writing one Chroma directory corrupt it silently (see docs/chromadb.md), so
 every writer holds an exclusive ``flock`` on ``<dir>/.writer.lock`` for as long as it has the
 directory open, and a second writer gets a clear error naming the holder's pid. The kernel
 drops the lock when the holder exits, so a crashed writer never leaves it stuck.

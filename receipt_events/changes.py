@@ -1,9 +1,9 @@
 """Change detection: one stream record → a domain event, a skip, or "unchanged".
 
-Only the relevant fields count (SPEC §3): a place or label MODIFY that changes none of them is
-*unchanged*; records of entities that never feed the projection are *skipped* by kind. Images
-are decoded only when the record's entity needs them, and a NewImage that does not decode is
-an error (the record is parked), never read as "fields removed".
+Only the relevant fields count (docs/stream-records.md): a place or label MODIFY that changes
+none of them is *unchanged*; records of entities that never feed the projection are *skipped*
+by kind. Images are decoded only when the record's entity needs them, and a NewImage that does
+not decode is an error (the record is parked), never read as "fields removed".
 """
 
 from __future__ import annotations

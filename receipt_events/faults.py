@@ -10,7 +10,7 @@ log, a snapshot or the pointer half done:
     projection.after_state_commit   state and checkpoint committed (batch done)
     publish.mid_upload              some snapshot files uploaded, not all
     publish.before_pointer          everything uploaded, pointer not moved
-    publish.after_pointer           pointer moved, lock not yet released
+    publish.after_pointer           pointer moved, lease not yet released
 """
 
 from __future__ import annotations

@@ -31,11 +31,10 @@ Those tests get the ``aws`` marker, so ``-m "not aws"`` deselects them.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -48,30 +47,16 @@ from tests.aws.harness import (
     start_services,
     unavailable,
 )
-
-if TYPE_CHECKING:
-    import psycopg
-
-POSTGRES_HOST = "127.0.0.1"
-POSTGRES_PORT = 5432
-POSTGRES_DBNAME = "test"
-POSTGRES_USER = "postgres"
-POSTGRES_URL = f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{POSTGRES_DBNAME}"
-POSTGRES_CONNINFO = (
-    f"host={POSTGRES_HOST} port={POSTGRES_PORT} dbname={POSTGRES_DBNAME} user={POSTGRES_USER} "
-    "application_name=receipt-events-test-fixtures"
+from tests.support.ci import in_ci
+from tests.support.postgres import (
+    POSTGRES_DBNAME,
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    POSTGRES_URL,
+    POSTGRES_USER,
+    drop_postgres_schema,
+    postgres_connect,
 )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def postgres_connect(**kwargs: Any) -> psycopg.Connection[Any]:
-    """A plain psycopg connection to the test database (autocommit), for setup and checks."""
-    import psycopg
-
-    return psycopg.connect(POSTGRES_CONNINFO, autocommit=True, connect_timeout=5, **kwargs)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,16 +89,6 @@ def postgres_server() -> str:
             pytest.fail(f"{reason} [CI=true: PostgreSQL tests must run, not be skipped]")
         pytest.skip(reason)
     return POSTGRES_URL
-
-
-def drop_postgres_schema(schema: str) -> None:
-    from psycopg import sql
-
-    with postgres_connect() as connection:
-        connection.execute("SET lock_timeout = '20s'")
-        connection.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )
 
 
 @pytest.fixture

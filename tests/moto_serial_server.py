@@ -2,7 +2,7 @@
 
 Stock moto checks a condition and then writes without holding any lock, so two concurrent
 conditional writes can both succeed (measured: 5-7 double lock acquisitions in 500 rounds of 16
-DynamoDB writers, 1 in 600 rounds of S3 ``If-Match``; shared/notes/aws-local.md section 3). This
+DynamoDB writers, 1 in 600 rounds of S3 ``If-Match``; see docs/aws-local.md). This
 launcher runs, one at a time under one lock:
 
 * every DynamoDB request (``X-Amz-Target: DynamoDB_20120810.*``);

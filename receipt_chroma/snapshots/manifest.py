@@ -6,7 +6,7 @@ what keeps two publishers apart: two builds of the same position have the same c
 not the same file bytes, and a fenced-out publisher still uploading must never write into the
 key a newer publisher's pointer names. Its manifest lists every file with its sha256 and size,
 so a reader can refuse a corrupt or partial snapshot. The pointer names the current snapshot
-and carries the fencing token of the lock holder that published it.
+and carries the fencing token of the lease holder that published it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     counts: dict[str, int]
     dimensions: dict[str, int]
     parent: str | None  # the snapshot the pointer named when this one was published
-    token: int  # fencing token of the publisher's lock
+    token: int  # fencing token of the publisher's lease
     files: list[FileEntry]
 
 

@@ -31,7 +31,7 @@ class SnapshotCorrupt(Exception):
 
 
 class FencedOut(Exception):
-    """A holder of a newer lock token has already published: this publisher is stale."""
+    """A holder of a newer lease token has already published: this publisher is stale."""
 
 
 class NoSnapshot(Exception):
@@ -179,7 +179,7 @@ class SnapshotStore:
     ) -> Pointer:
         """Upload a snapshot and move the pointer to it, if nobody moved it since ``expected``.
 
-        ``before_swap`` runs just before the swap (the lock check); if it raises, nothing moves.
+        ``before_swap`` runs just before the swap (the lease check); if it raises, nothing moves.
         """
         current, version = self.pointer()
         if version != expected:
@@ -191,7 +191,7 @@ class SnapshotStore:
             )
         if current is not None and current.token > manifest.token:
             raise FencedOut(
-                f"{self.url} was published by lock token {current.token}; "
+                f"{self.url} was published by lease token {current.token}; "
                 f"this publisher holds the older token {manifest.token}"
             )
         self.upload(directory, manifest)

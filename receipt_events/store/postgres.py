@@ -5,7 +5,7 @@ so positions are handed out in commit order and a reader tailing the log misses 
 Duplicates are filtered inside that lock and skipped by ``ON CONFLICT DO NOTHING``, which
 also makes a retry after a connection drop (when the first attempt did commit) harmless.
 Positions are strictly increasing but may have gaps (a rolled-back transaction uses ids).
-Keep ``enable_db_functions`` off: that path takes no table lock (see notes/eventsourcing.md).
+Keep ``enable_db_functions`` off: that path takes no table lock (see docs/event-store.md).
 """
 
 from __future__ import annotations

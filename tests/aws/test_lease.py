@@ -27,7 +27,9 @@ from receipt_chroma.lease import (
     Leases,
     create_lease_table,
 )
-from tests.aws.conftest import Backend, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.lease_backends import Backend
+from tests.support.lease_records import DynamoDBLeaseRecords, LeaseRecord
 
 TTL = 30.0
 
@@ -46,11 +48,9 @@ def test_acquire_sets_a_fresh_owner_token_and_numeric_expiry(
     first = locks.acquire("snapshots", ttl=TTL)
     assert (first.name, first.token, first.ttl) == ("snapshots", 1, TTL)
     assert first.expires_at == clock.now + TTL
-    assert backend.state("snapshots") == {
-        "owner": first.owner,
-        "token": 1,
-        "expires_at": clock.now + TTL,
-    }
+    assert backend.record("snapshots") == LeaseRecord(
+        owner=first.owner, token=1, expires_at=clock.now + TTL
+    )
     first.check()
     first.release()
     second = locks.acquire("snapshots", ttl=TTL)
@@ -88,11 +88,9 @@ def test_busy_until_expiry_then_free_for_the_next_owner(backend: Backend, clock:
     second = backend.locks(clock).acquire("snapshots", ttl=TTL)
     assert second.owner != first.owner
     assert second.token == first.token + 1
-    assert backend.state("snapshots") == {
-        "owner": second.owner,
-        "token": 2,
-        "expires_at": clock.now + TTL,
-    }
+    assert backend.record("snapshots") == LeaseRecord(
+        owner=second.owner, token=2, expires_at=clock.now + TTL
+    )
 
 
 def test_expiry_is_compared_as_numbers_not_strings(backend: Backend, clock: FakeClock) -> None:
@@ -146,11 +144,11 @@ def test_release_keeps_the_record_and_token_and_frees_at_once(
 ) -> None:
     first = backend.locks(clock).acquire("snapshots", ttl=TTL)
     first.release()
-    state = backend.state("snapshots")
-    assert state is not None, "release must not delete the record (the token would restart)"
-    assert state["owner"] is None
-    assert state["token"] == 1
-    assert state["expires_at"] <= clock.now
+    record = backend.record("snapshots")
+    assert record is not None, "release must not delete the record (the token would restart)"
+    assert record.owner is None
+    assert record.token == 1
+    assert record.expires_at <= clock.now
     second = backend.locks(clock).acquire("snapshots", ttl=TTL)  # same instant: free already
     assert second.token == 2
 
@@ -191,11 +189,9 @@ def test_heartbeat_extends_the_lease(backend: Backend, clock: FakeClock) -> None
     clock.advance(TTL / 2)
     lease.heartbeat()
     assert lease.expires_at == clock.now + TTL
-    assert backend.state("snapshots") == {
-        "owner": lease.owner,
-        "token": lease.token,
-        "expires_at": clock.now + TTL,
-    }
+    assert backend.record("snapshots") == LeaseRecord(
+        owner=lease.owner, token=lease.token, expires_at=clock.now + TTL
+    )
     clock.now = first_expiry + 1  # past the first expiry, inside the extended one
     with pytest.raises(LeaseBusy):
         backend.locks(clock).acquire("snapshots", ttl=TTL)
@@ -318,11 +314,9 @@ def test_race_old_holder_heartbeats_while_a_new_owner_acquires(backend: Backend)
         name = f"race-{round_}"
         run = _takeover_round(name, old_locks, old_clock, new_locks, new_clock)
         old, new, acquired, outcomes = run["old"], run["new"], run["acquired"], run["outcomes"]
-        assert backend.state(name) == {
-            "owner": new.owner,
-            "token": old.token + 1,
-            "expires_at": new.expires_at,
-        }
+        assert backend.record(name) == LeaseRecord(
+            owner=new.owner, token=old.token + 1, expires_at=new.expires_at
+        )
         after = [ok for began, ok in outcomes if began > acquired]
         assert after, "no heartbeat started after the new owner acquired"
         assert not any(after), f"{name}: an old heartbeat succeeded after the takeover"
@@ -489,9 +483,8 @@ def test_dynamodb_each_operation_is_one_conditional_call_with_typed_numbers(
     assert operation == "UpdateItem"  # never DeleteItem: the token must survive
     assert params["ConditionExpression"] == "#owner = :owner AND #token = :token"
 
-    item = dynamodb_client.get_item(TableName=lock_table, Key={"lock_id": {"S": "snapshots"}})[
-        "Item"
-    ]
+    item = DynamoDBLeaseRecords(dynamodb_client, lock_table).raw("snapshots")
+    assert item is not None
     assert item["token"] == {"N": "1"}
     assert set(item["expires_at"]) == {"N"}
     assert "owner" not in item
@@ -505,9 +498,8 @@ def test_dynamodb_stored_times_round_trip_exactly(dynamodb_client: Any, lock_tab
         lease = DynamoDBLeases(lock_table, client=dynamodb_client, clock=clock).acquire(
             name, ttl=1 / 7
         )
-        item = dynamodb_client.get_item(
-            TableName=lock_table, Key={"lock_id": {"S": name}}, ConsistentRead=True
-        )["Item"]
+        item = DynamoDBLeaseRecords(dynamodb_client, lock_table).raw(name)
+        assert item is not None
         stored = item["expires_at"]["N"]
         assert "e" not in stored.lower()
         assert float(stored) == lease.expires_at == now + 1 / 7

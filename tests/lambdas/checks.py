@@ -12,8 +12,8 @@ from receipt_chroma.client import open_chroma
 from receipt_chroma.digest import dump
 from receipt_chroma.records import ChromaRecord
 from receipt_events.store import EventStore
-from tests.lambdas.conftest import DIMENSION, Pipeline
-from tests.lambdas.harness import Expected, expected_projection
+from tests.support.expected_projection import Expected, expected_projection
+from tests.support.lambda_pipeline import DIMENSION, Pipeline
 
 
 def log_ids(store: EventStore) -> list[str]:
@@ -41,8 +41,9 @@ def by_id(records: dict[str, list[ChromaRecord]]) -> dict[str, dict[str, ChromaR
 def assert_matches_table(
     records: dict[str, list[ChromaRecord]], pipeline: Pipeline
 ) -> dict[str, dict[str, Expected]]:
-    """The collections hold exactly what the table implies (SPEC §7): ids, documents,
-    embeddings and full metadata. Returns the expectation for further checks."""
+    """The collections hold exactly what the table implies (by the rules of
+    docs/projection.md): ids, documents, embeddings and full metadata. Returns the expectation
+    for further checks."""
     expected = expected_projection(pipeline.table, pipeline.history.runs, dimension=DIMENSION)
     found = by_id(records)
     for collection in ("lines", "words"):

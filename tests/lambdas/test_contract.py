@@ -14,8 +14,9 @@ import lambdas.projector
 import lambdas.stream_processor
 from synthetic.history import EVENT_INTENTS, generate_history
 from tests.lambdas.checks import log_ids
-from tests.lambdas.conftest import Pipeline, history_config
-from tests.lambdas.harness import LambdaContext, emf_lines, json_lines
+from tests.support.lambda_context import LambdaContext
+from tests.support.lambda_pipeline import Pipeline, history_config
+from tests.support.log_lines import emf_lines, json_lines
 
 STREAM_METRICS = {
     "Records",

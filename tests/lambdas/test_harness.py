@@ -1,5 +1,6 @@
-"""The harness plays AWS faithfully: one stream record per write, in write order, with the
-images written, shaped as Lambda delivers them, and re-readable from any sequence number."""
+"""The simulated AWS plays AWS faithfully (``tests/support/receipt_table.py`` and
+``stream_reader.py``): one stream record per write, in write order, with the images written,
+shaped as Lambda delivers them, and re-readable from any sequence number."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import msgspec
 
 from receipt_events.attributes import decode_item
-from tests.lambdas.conftest import STREAM_BATCH, Pipeline
-from tests.lambdas.harness import history_writes
+from tests.support.lambda_pipeline import STREAM_BATCH, Pipeline
+from tests.support.receipt_table import history_writes
 
 
 def _decoded(image: dict[str, Any] | None) -> Any:

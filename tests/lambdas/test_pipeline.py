@@ -27,8 +27,10 @@ from tests.lambdas.checks import (
     log_ids,
     metadata_of,
 )
-from tests.lambdas.conftest import Pipeline
-from tests.lambdas.harness import Expected, LambdaContext, emf_lines, json_lines, place_fields
+from tests.support.expected_projection import Expected, place_fields
+from tests.support.lambda_context import LambdaContext
+from tests.support.lambda_pipeline import Pipeline
+from tests.support.log_lines import emf_lines, json_lines
 
 _deserializer = TypeDeserializer()
 

@@ -21,8 +21,8 @@ from projections.runner import rebuild
 from receipt_chroma.deltas import DeltaSources
 from receipt_chroma.snapshots import open_snapshot_store
 from tests.aws.harness import AwsEnv
-from tests.lambdas.conftest import Pipeline
-from tests.lambdas.harness import emf_lines, json_lines
+from tests.support.lambda_pipeline import Pipeline
+from tests.support.log_lines import emf_lines, json_lines
 
 REPO = Path(__file__).resolve().parents[2]
 INVOCATION_TIMEOUT = 240.0

@@ -11,8 +11,8 @@ from receipt_chroma.digest import dump
 from receipt_chroma.snapshots import open_snapshot_store
 from synthetic.deltas import run_records
 from tests.lambdas.checks import assert_matches_table, dump_snapshot, metadata_of
-from tests.lambdas.conftest import DIMENSION, Pipeline
-from tests.lambdas.harness import final_keys
+from tests.support.lambda_pipeline import DIMENSION, Pipeline
+from tests.support.receipt_table import final_keys
 
 
 def _last_label_change_of_an_embedded_word(pipeline: Pipeline) -> tuple[int, str]:

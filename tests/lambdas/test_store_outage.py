@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 import lambdas.stream_processor
-from tests.conftest import POSTGRES_HOST, POSTGRES_PORT
 from tests.lambdas.checks import assert_stored_once, log_ids
-from tests.lambdas.conftest import Pipeline
-from tests.lambdas.harness import LambdaContext, TcpProxy, emf_lines, json_lines
+from tests.support.lambda_context import LambdaContext
+from tests.support.lambda_pipeline import Pipeline
+from tests.support.log_lines import emf_lines, json_lines
+from tests.support.postgres import POSTGRES_HOST, POSTGRES_PORT
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from chromadb.api.models.Collection import Collection
 
 from receipt_events.store import EventStore, open_store
-from tests.projection.helpers import Log, Writes
+from tests.projection.helpers import ChromaCalls, Log, Writes
 
 
 @pytest.fixture
@@ -36,10 +36,6 @@ def snap(tmp_path: Path) -> Path:
 @pytest.fixture
 def writes() -> Writes:
     return Writes()
-
-
-class ChromaCalls(list[tuple[str, str, int, bool]]):
-    """Every write call that reached a Chroma collection: (method, collection, ids, vectors?)."""
 
 
 @pytest.fixture

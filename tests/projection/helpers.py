@@ -276,6 +276,10 @@ class Writes(list[tuple[str, str, int]]):
         self.append((operation, collection, records))
 
 
+class ChromaCalls(list[tuple[str, str, int, bool]]):
+    """Every write call that reached a Chroma collection: (method, collection, ids, vectors?)."""
+
+
 def project(store: EventStore, path: Path, deltas: DeltaSource, **options: Any) -> CatchUpResult:
     """Catch the snapshot directory at ``path`` up (creating it), then close it."""
     with open_snapshot(path) as snapshot:

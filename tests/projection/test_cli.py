@@ -1,4 +1,4 @@
-"""The projection commands of ``receipt-events`` (SPEC §10) on a SQLite store and real deltas.
+"""The projection commands of ``receipt-events`` on a SQLite store and real deltas.
 
 Most tests run the Typer app in-process (``CliRunner``); the store is a SQLite file, so the
 command opens the same data the test wrote, and the deltas are real Chroma directories

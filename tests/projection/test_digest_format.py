@@ -1,4 +1,4 @@
-"""The canonical digest's bytes are frozen (SPEC §7.4).
+"""The canonical digest's bytes are frozen (the digest: docs/projection.md).
 
 Snapshots published by one version are verified by another, so the digest must not move
 when a dependency does. It encodes metadata with msgspec's JSON encoder, which is only pinned

@@ -1,4 +1,5 @@
-"""SPEC §7 on real Chroma: every record's metadata, compared as a full dict.
+"""The record metadata rules (docs/projection.md) on real Chroma: every record's metadata,
+compared as a full dict.
 
 Each test writes a small history with :class:`Log`, catches a snapshot directory up and reads
 the records back from Chroma (``receipt_chroma.digest.dump``).

@@ -1,5 +1,6 @@
 """Chroma's default embedding function is never used: a write without vectors fails at once,
-with no network attempt (notes/chromadb.md §1), in this process and in a fresh one."""
+with no network attempt (Chroma's default would fetch a model to embed the text; see
+docs/chromadb.md), in this process and in a fresh one."""
 
 from __future__ import annotations
 

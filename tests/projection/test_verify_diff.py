@@ -14,8 +14,8 @@ from projections.runner import rebuild
 from projections.verify import Difference, DiffRecord, DiffResult, verify
 from projections.verify import diff as diff_tail
 from receipt_chroma.client import ChromaDirectory, open_chroma
-from tests.projection.conftest import ChromaCalls
 from tests.projection.helpers import (
+    ChromaCalls,
     Log,
     Writes,
     checkpoint,

@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from tests.projection.conftest import ChromaCalls
 from tests.projection.helpers import (
+    ChromaCalls,
     Log,
     Writes,
     checkpoint,

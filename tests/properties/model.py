@@ -1,10 +1,12 @@
-"""A plain-Python reference model of the Chroma projection, written from SPEC §7 alone.
+"""A plain-Python reference model of the Chroma projection, written from its rules alone.
 
 It replays events in log order over plain dictionaries and says what the two collections
 must hold at the end: id → (document, metadata, embedding bytes). It shares no code with
-``projections`` (only the event classes and the delta records it is given).
+``projections`` (only the event classes and the delta records it is given); the names it
+uses (place and label keys, statuses) come from :mod:`tests.support.projection_rules`.
 
-Readings of the SPEC this model makes (where §7 does not spell them out):
+The rules are those of docs/projection.md. Readings this model makes where a rule could be
+read more than one way:
 
 * A run's delta records are upserted one by one: a record replaces the same id's earlier
   record (document, delta metadata, embedding) whole, so a record re-embedded without a
@@ -44,21 +46,15 @@ from receipt_events.events import (
     WordLabelSet,
     WordRemoved,
 )
-
-PLACE_KEYS = (
-    "merchant_name",
-    "canonical_merchant_name",
-    "merchant_category",
-    "address",
-    "phone_number",
-    "place_id",
-)
-LABEL_KEYS = (
-    "valid_labels",
-    "invalid_labels",
-    "label_status",
-    "label_proposed_by",
-    "label_validated_at",
+from tests.support.projection_rules import (
+    AUTO_SUGGESTED,
+    INVALID,
+    PENDING,
+    PLACE_KEYS,
+    UNVALIDATED,
+    VALID,
+    VALIDATED,
+    owned_keys,
 )
 
 _ID = re.compile(
@@ -172,26 +168,26 @@ class ReferenceModel:
         if not labels:
             return {}
         meta: dict[str, Any] = {}
-        valid = sorted(name for name, label in labels.items() if label.status == "VALID")
-        invalid = sorted(name for name, label in labels.items() if label.status == "INVALID")
-        pending = [label for label in labels.values() if label.status == "PENDING"]
+        valid = sorted(name for name, label in labels.items() if label.status == VALID)
+        invalid = sorted(name for name, label in labels.items() if label.status == INVALID)
+        pending = [label for label in labels.values() if label.status == PENDING]
         if valid:
             meta["valid_labels"] = valid
         if invalid:
             meta["invalid_labels"] = invalid
         if valid:
-            meta["label_status"] = "validated"
+            meta["label_status"] = VALIDATED
         elif pending:
-            meta["label_status"] = "auto_suggested"
+            meta["label_status"] = AUTO_SUGGESTED
         else:
-            meta["label_status"] = "unvalidated"
+            meta["label_status"] = UNVALIDATED
         if pending:
             newest = max(pending, key=Label.newness)
             if newest.proposed_by is not None:
                 meta["label_proposed_by"] = newest.proposed_by
         if valid:
             newest = max(
-                (label for label in labels.values() if label.status == "VALID"),
+                (label for label in labels.values() if label.status == VALID),
                 key=Label.newness,
             )
             if newest.timestamp_added is not None:
@@ -200,7 +196,7 @@ class ReferenceModel:
 
     def metadata(self, collection: str, record: ChromaRecord) -> dict[str, Any]:
         receipt, line, word = parse_id(record.id)
-        owned = PLACE_KEYS + (LABEL_KEYS if collection == "words" else ())
+        owned = owned_keys(collection)
         meta = {k: v for k, v in record.metadata.items() if k not in owned}
         meta.update({k: v for k, v in self.place_fields(receipt).items() if v is not None})
         if collection == "words":

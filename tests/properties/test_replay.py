@@ -1,4 +1,5 @@
-"""Replay determinism of the Chroma projection on real ChromaDB (SPEC §7 guarantees).
+"""Replay determinism of the Chroma projection on real ChromaDB (its guarantees:
+docs/projection.md).
 
 1. Any partition of the log into catch-up batches ≡ one rebuild from zero.
 2. A snapshot at a random k, caught up (or rebuilt ``--from-snapshot``) to n ≡ rebuild to n.

@@ -14,10 +14,11 @@ Each runs in its own OS process (multiprocessing "spawn") and drives the real ha
 
 Records are sharded by partition key, as DynamoDB Streams does, and a window of the other
 shard always starts at or below what that shard's ingester has durably stored, so each
-shard's records reach the log in stream order whoever appends them (the SPEC's per-item
-order). Each process writes what it saw to a JSON file: counts from the handlers' own log
-lines, and, for projectors, every publish attempt and how it ended (counted by wrapping
-``SnapshotStore.publish`` in that process).
+shard's records reach the log in stream order whoever appends them (each item's changes
+must reach the log in the order of its stream: docs/event-store.md). Each process writes what
+it saw to a JSON file: counts from the handlers' own log lines, and, for projectors, every
+publish attempt and how it ended (counted by wrapping ``SnapshotStore.publish`` in that
+process).
 """
 
 from __future__ import annotations

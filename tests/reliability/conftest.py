@@ -1,68 +1,20 @@
-"""The reliability suite's profile, and the figures it reports.
+"""The reliability suite's profile and figures, as fixtures and the end-of-session report.
 
-``RELIABILITY_PROFILE`` picks how much work each scenario does:
-
-* ``fast`` (default, what CI runs): a few seeds per scenario, so the whole of
-  ``tests/reliability`` stays within a few minutes on a small, busy machine;
-* ``deep``: many seeds per scenario, for the figures in RELIABILITY.md
-  (``.venv/bin/python bench/reliability.py`` runs it and prints them).
-
-Figures: a test records one row per case with :func:`record_case` (or the ``figures``
-fixture), naming its scenario and what happened. At the end of the session the rows are
-summed per scenario, printed as a table, and written with the rows themselves to
-``tests/reliability/.last-figures.json`` (or ``$RELIABILITY_FIGURES``). The counted keys of a
-row (each defaults to 0): ``divergences`` (a snapshot or log that differs from a clean
-rebuild), ``lost_updates`` (changes missing at the end), ``doubled`` (changes stored twice),
-``crashes`` (unexpected process deaths or exceptions), ``kills`` (injected SIGKILLs that
-landed); any other key is kept in the row as it is.
+``RELIABILITY_PROFILE`` picks how much work each scenario does
+(:mod:`tests.support.reliability_profile`); each case's row of figures is recorded with
+:func:`~tests.support.reliability_figures.record_case` and summed per scenario at the end of
+the session (:mod:`tests.support.reliability_figures`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-PROFILE_ENV = "RELIABILITY_PROFILE"
-FIGURES_ENV = "RELIABILITY_FIGURES"  # write the figures there instead (bench/reliability.py)
-FIGURES_FILE = Path(os.environ.get(FIGURES_ENV) or Path(__file__).with_name(".last-figures.json"))
-COUNTED = ("divergences", "lost_updates", "doubled", "crashes", "kills")
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    seeds: int  # seeds (cases) per scenario
-    scale: int  # a size multiplier for scenarios that count records rather than seeds
-    # whether every variant of a scenario (backend, step) runs every seed; if not, a scenario's
-    # seeds are spread over its variants, one variant per seed
-    every_variant: bool
-
-
-PROFILES = {
-    "fast": Profile("fast", seeds=2, scale=1, every_variant=False),
-    "deep": Profile("deep", seeds=10, scale=10, every_variant=True),
-}
-
-
-def _profile() -> Profile:
-    name = os.environ.get(PROFILE_ENV, "fast").strip().lower() or "fast"
-    if name not in PROFILES:
-        raise pytest.UsageError(
-            f"{PROFILE_ENV}={name!r}: expected one of {', '.join(sorted(PROFILES))}"
-        )
-    return PROFILES[name]
-
-
-PROFILE = _profile()
-SEEDS = list(range(1, PROFILE.seeds + 1))  # for @pytest.mark.parametrize("seed", SEEDS)
+from tests.support.reliability_figures import record_case, report_figures
+from tests.support.reliability_profile import PROFILE, Profile
 
 
 @pytest.fixture(scope="session")
@@ -70,67 +22,10 @@ def profile() -> Profile:
     return PROFILE
 
 
-# --------------------------------------------------------------------------- figures
-
-_rows: list[dict[str, Any]] = []
-_rows_lock = threading.Lock()
-_started = time.time()
-
-
-def record_case(scenario: str, **row: Any) -> None:
-    """Record one case of a scenario (see the module docstring for the counted keys)."""
-    with _rows_lock:
-        _rows.append({"scenario": scenario, **row})
-
-
 @pytest.fixture(scope="session")
 def figures() -> Callable[..., None]:
     return record_case
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    scenarios: dict[str, dict[str, int]] = {}
-    for row in rows:
-        totals = scenarios.setdefault(row["scenario"], {"cases": 0, **dict.fromkeys(COUNTED, 0)})
-        totals["cases"] += 1
-        for key in COUNTED:
-            totals[key] += int(row.get(key, 0) or 0)
-    return dict(sorted(scenarios.items()))
-
-
-def figures_document() -> dict[str, Any]:
-    with _rows_lock:
-        rows = list(_rows)
-    scenarios = summarise(rows)
-    return {
-        "profile": PROFILE.name,
-        "seeds_per_scenario": PROFILE.seeds,
-        "seconds": round(time.time() - _started, 1),
-        "totals": {
-            "cases": sum(s["cases"] for s in scenarios.values()),
-            **{key: sum(s[key] for s in scenarios.values()) for key in COUNTED},
-        },
-        "scenarios": scenarios,
-        "cases": rows,
-    }
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _rows:
-        return
-    document = figures_document()
-    try:
-        FIGURES_FILE.write_text(json.dumps(document, indent=1, default=str) + "\n")
-    except OSError as error:  # a read-only checkout must not fail the run
-        terminalreporter.write_line(f"could not write {FIGURES_FILE}: {error}")
-    write = terminalreporter.write_line
-    terminalreporter.section(f"reliability figures (profile {PROFILE.name})")
-    header = f"{'scenario':<52} {'cases':>5} " + " ".join(f"{key:>12}" for key in COUNTED)
-    write(header)
-    for name, totals in document["scenarios"].items():
-        write(
-            f"{name:<52} {totals['cases']:>5} " + " ".join(f"{totals[key]:>12}" for key in COUNTED)
-        )
-    totals = document["totals"]
-    write(f"{'total':<52} {totals['cases']:>5} " + " ".join(f"{totals[k]:>12}" for k in COUNTED))
-    write(f"figures written to {FIGURES_FILE}")
+    report_figures(terminalreporter)

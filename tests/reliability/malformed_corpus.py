@@ -2,16 +2,17 @@
 
 :func:`build_corpus` takes a generated history (real records, in stream order) and inserts
 malformed records between them: copies of real records damaged in one way each
-(:data:`MALFORMED_KINDS`), every one of which SPEC §3 says must be *parked*, plus records of
-well-formed but unknown key families, which must be *skipped* by kind. Every entry says what
-ingest must make of it (:class:`Entry`), worked out here from the history's intents and the
-damage done, without the code under test.
+(:data:`MALFORMED_KINDS`), every one of which must be *parked* (a record that cannot be read is
+kept whole with the reason: docs/stream-records.md), plus records of well-formed but unknown
+key families, which must be *skipped* by kind. Every entry says what ingest must make of it
+(:class:`Entry`), worked out here from the history's intents and the damage done, without the
+code under test.
 
 Each damaged record gets a fresh eventID (``bad-...``), or none that can be read, so it parks
 under its own identity; the ``duplicate_event_id`` kind instead carries the eventID of a valid
 record of the corpus, with different (bad) content, and must park under that eventID while the
-valid record is appended as usual. :func:`parked_identity` is the identity SPEC gives a parked
-record (its eventID when readable, else the sha256 of its bytes).
+valid record is appended as usual. :func:`parked_identity` is the identity a parked record is
+kept under (its eventID when readable, else the sha256 of its bytes).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Entry:
 
 
 def parked_identity(raw: bytes) -> str:
-    """SPEC: a parked record is kept once, by its eventID when readable, else by its bytes.
+    """A parked record is kept once, by its eventID when readable, else by its bytes.
 
     An eventID the store cannot index (over 256 characters, or holding a NUL) does not count
     as readable.

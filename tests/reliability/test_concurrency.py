@@ -54,7 +54,8 @@ from tests.reliability.concurrency_workers import (
     projector,
     shard_of,
 )
-from tests.reliability.conftest import PROFILE, record_case
+from tests.support.reliability_figures import record_case
+from tests.support.reliability_profile import PROFILE
 
 pytestmark = pytest.mark.slow
 

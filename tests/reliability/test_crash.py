@@ -34,7 +34,7 @@ complete snapshot).
 
 Only the killed step and its restart run as subprocesses; the steps around them run the same
 package code in this process, which keeps a case to a few seconds. Each case is recorded in
-the figures (see ``conftest.py``).
+the figures (see ``tests/support/reliability_figures.py``).
 """
 
 from __future__ import annotations
@@ -42,46 +42,23 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from projections.compaction import CompactOptions, CompactResult, compact, lease_name
-from projections.restore import restore
-from projections.runner import catch_up, rebuild
-from projections.snapshot_dir import open_snapshot
-from receipt_chroma.deltas import DeltaSources
-from receipt_chroma.lease import DynamoDBLeases, FileLeases, LeaseBusy, Leases
-from receipt_chroma.snapshots import SnapshotStore, open_snapshot_store
+from receipt_chroma.lease import LeaseBusy
 from receipt_events import faults
-from receipt_events.ingest import IngestSummary, ingest
-from receipt_events.records import read_input
-from receipt_events.store import Recorded, open_store
-from synthetic.deltas import write_run_deltas
-from synthetic.history import HistoryConfig, generate_history, to_jsonl
-from tests.reliability.conftest import PROFILE, SEEDS, record_case
-
-CLI = Path(sys.executable).with_name("receipt-events")
-FAULT_ENV = "RECEIPT_EVENTS_FAULT"
-DIMENSION = 8
-INGEST_BATCH = 8  # events per append transaction: several commits per ingest
-PROJECT_BATCH = 6  # events per projection batch: several batches per project
-LOCK_TTL = 5.0  # the CLI's minimum: a dead compactor's lock is free again 5 s later
-STEP_TIMEOUT = 300
-
-Events = list[tuple[str, bytes]]  # (originator id, encoded event) in log order
+from tests.support.end_state_checks import final_checks, inflight, unverifiable_snapshots
+from tests.support.log_contents import read_events, read_log
+from tests.support.pipeline_site import FAULT_ENV, LOCK_TTL, PROJECT_BATCH, Site, compact_once
+from tests.support.reliability_figures import record_case
+from tests.support.reliability_profile import PROFILE, SEEDS
+from tests.support.seeded_runs import SeedData, run_in_process, seed_built, step_argv
 
 
 @dataclass(frozen=True)
@@ -162,278 +139,10 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
-# --------------------------------------------------------------------------- the history
-
-
-def history_config(seed: int) -> HistoryConfig:
-    return HistoryConfig(
-        seed=seed,
-        receipts=3,
-        lines_per_receipt=(2, 5),
-        words_per_line=(1, 3),
-        letters_per_word=(0, 1),
-        removal_rate=0.3,
-    )
-
-
-@dataclass
-class SeedData:
-    """One seed's inputs (three parts of a stream, the deltas) and its clean reference run."""
-
-    seed: int
-    deltas: Path
-    parts: dict[str, Path]  # ingest1 / ingest2 / ingest3 → that part of the stream
-    events: Events  # the clean log
-    positions: list[int]  # its positions
-    through_part2: int  # how many of its events parts 1 and 2 hold
-    passes: dict[str, Counter[str]]  # reference step → fault point → times passed
-    digest: str  # the reference's final published digest
-    position: int
-
-
-def _cuts(intents: list[str], rng: random.Random) -> tuple[int, int]:
-    """Where parts 2 and 3 start. Part 1 ends between the first two embedding runs and part 2
-    soon after the second, so the first snapshot has records, the killed steps write vectors
-    as well as metadata, and part 3 goes on changing (relabelling, removing) what part 2
-    wrote: a restart that does not redo a killed batch exactly is caught."""
-    runs = [index for index, intent in enumerate(intents) if intent == "run_insert"]
-    assert len(runs) >= 2, "a history with fewer than two embedding runs"
-    first = rng.randint(runs[0] + 1, runs[1])
-    second = rng.randint(runs[1] + 1, max(runs[1] + 1, (runs[1] + 2 * len(intents)) // 3))
-    return first, min(second, len(intents))
-
-
-def build_seed(seed: int, root: Path) -> SeedData:
-    history = generate_history(history_config(seed))
-    rng = random.Random(seed)
-    deltas = root / "deltas"
-    for run in history.runs:
-        write_run_deltas(
-            run, deltas, dimension=DIMENSION, layout="tarball" if seed % 3 == 0 else "directory"
-        )
-    first, second = _cuts(history.intents, rng)
-    parts = {f"ingest{index}": root / f"part{index}.jsonl" for index in (1, 2, 3)}
-    parts["ingest1"].write_bytes(to_jsonl(history.records[:first]))
-    parts["ingest2"].write_bytes(to_jsonl(history.records[first:second]))
-    parts["ingest3"].write_bytes(to_jsonl(history.records[second:]))
-
-    # the clean reference: the same steps in this process, counting each fault point
-    reference = Site(
-        root=root / "reference",
-        store_url="sqlite:///" + str(root / "reference" / "events.db"),
-        snapshots_url=str(root / "reference" / "store"),
-        deltas=deltas,
-    )
-    ingest_file(reference, parts["ingest1"])
-    compact_once(reference)
-    passes: dict[str, Counter[str]] = {}
-    with counting_faults() as passes["ingest2"]:
-        ingest_file(reference, parts["ingest2"])
-    shutil.copytree(reference.cache, reference.root / "project-cache")
-    with counting_faults() as passes["project"]:
-        project_dir(reference, reference.root / "project-cache", PROJECT_BATCH)
-    with counting_faults() as passes["compact"]:
-        assert compact_once(reference).published
-    through_part2 = len(read_events(reference.store_url))
-    ingest_file(reference, parts["ingest3"])
-    compact_once(reference)
-    pointer, _ = reference.snapshot_store().pointer()
-    assert pointer is not None
-    events, positions = read_log(reference.store_url)
-    assert pointer.position == positions[-1]
-    return SeedData(
-        seed=seed,
-        deltas=deltas,
-        parts=parts,
-        events=events,
-        positions=positions,
-        through_part2=through_part2,
-        passes=passes,
-        digest=pointer.digest,
-        position=pointer.position,
-    )
-
-
-_built: dict[int, SeedData] = {}  # for the whole session (the outage tests use them too)
-
-
-def seed_built(seed: int, tmp_path_factory: pytest.TempPathFactory) -> SeedData:
-    if seed not in _built:
-        _built[seed] = build_seed(seed, tmp_path_factory.mktemp(f"seed-{seed}"))
-    return _built[seed]
-
-
 @pytest.fixture(scope="session")
 def seed_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], SeedData]:
+    """Each seed's inputs and reference run, built once a session (shared with the outages)."""
     return lambda seed: seed_built(seed, tmp_path_factory)
-
-
-@contextmanager
-def counting_faults() -> Iterator[Counter[str]]:
-    """Count the fault points passed in this process (no fault is armed here)."""
-    counts: Counter[str] = Counter()
-    guard = threading.Lock()
-    original = faults.point
-
-    def point(name: str) -> None:
-        with guard:
-            counts[name] += 1
-        original(name)
-
-    faults.point = point
-    try:
-        yield counts
-    finally:
-        faults.point = original
-
-
-# --------------------------------------------------------------------------- one site
-
-
-@dataclass
-class Site:
-    """Where one case runs: its event store, snapshot store, lock, cache and deltas."""
-
-    root: Path
-    store_url: str
-    snapshots_url: str
-    deltas: Path
-    lock_table: str | None = None
-    runs: list[str] = field(default_factory=list)  # what ran, for failure messages
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    def snapshot_store(self) -> SnapshotStore:
-        return open_snapshot_store(self.snapshots_url)
-
-    def locks(self, clock: Callable[[], float] = time.time) -> Leases:
-        if self.lock_table is not None:
-            return DynamoDBLeases(self.lock_table, clock=clock)
-        return FileLeases(Path(self.snapshots_url), clock=clock)
-
-    @property
-    def lock(self) -> str:
-        return lease_name(self.snapshot_store())
-
-    def lock_record(self) -> tuple[str | None, float]:
-        """The publish lock's owner (None when released) and expiry, read directly."""
-        locks = self.locks()
-        raw = locks.read(self.lock)  # type: ignore[attr-defined]
-        if raw is None:
-            return None, 0.0
-        if isinstance(locks, DynamoDBLeases):
-            return raw.get("owner", {}).get("S"), float(raw["expires_at"]["N"])
-        return raw.get("owner"), float(raw["expires_at"])
-
-    def env(self, fault: str | None) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key != FAULT_ENV}
-        env.update(
-            RECEIPT_EVENTS_STORE=self.store_url,
-            RECEIPT_EVENTS_DELTAS=str(self.deltas),
-            RECEIPT_EVENTS_CACHE=str(self.root / "default-cache"),
-            COLUMNS="200",
-        )
-        if self.lock_table is not None:
-            env["RECEIPT_EVENTS_LOCK_TABLE"] = self.lock_table
-        if fault is not None:
-            env[FAULT_ENV] = fault
-        return env
-
-    def cli(self, *args: str | Path, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-        argv = [str(CLI), *(str(arg) for arg in args)]
-        self.runs.append(" ".join(argv[1:]) + (f"  [{FAULT_ENV}={fault}]" if fault else ""))
-        return subprocess.run(
-            argv,
-            env=self.env(fault),
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT,
-            check=False,
-        )
-
-
-def ingest_file(site: Site, path: Path) -> IngestSummary:
-    store = open_store(site.store_url)
-    try:
-        return ingest(store, read_input(path.read_bytes(), str(path)), batch_size=INGEST_BATCH)
-    finally:
-        store.close()
-
-
-def project_dir(site: Site, directory: Path, batch_size: int) -> None:
-    store = open_store(site.store_url)
-    try:
-        with open_snapshot(directory) as snapshot:
-            catch_up(store, snapshot, DeltaSources(str(site.deltas)), batch_size=batch_size)
-    finally:
-        store.close()
-
-
-def compact_once(site: Site) -> CompactResult:
-    store = open_store(site.store_url)
-    try:
-        return compact(
-            store,
-            site.snapshot_store(),
-            site.locks(),
-            DeltaSources(str(site.deltas)),
-            site.cache,
-            CompactOptions(lease_ttl=LOCK_TTL),
-        )
-    finally:
-        store.close()
-
-
-def events_of(recorded: Iterable[Recorded]) -> Events:
-    """Each recorded event as (originator id, encoded event), positions left out."""
-    return [(r.event.originator_id, msgspec.json.encode(r.event)) for r in recorded]
-
-
-def read_log(url: str) -> tuple[Events, list[int]]:
-    """The log's events (without their positions) and, apart, their positions."""
-    store = open_store(url)
-    try:
-        recorded = list(store.iter_events())
-    finally:
-        store.close()
-    return events_of(recorded), [r.position for r in recorded]
-
-
-def read_events(url: str) -> Events:
-    return read_log(url)[0]
-
-
-def step_argv(
-    step: str, site: Site, data: SeedData, batch_size: int = PROJECT_BATCH
-) -> list[str | Path]:
-    if step.startswith("ingest"):
-        return ["ingest", data.parts[step], "--batch-size", str(INGEST_BATCH), "--json"]
-    if step == "project":
-        return ["project", "--snapshot-dir", site.cache, "--batch-size", str(batch_size), "--json"]
-    assert step == "compact"
-    return [
-        "compact",
-        "--snapshot-store",
-        site.snapshots_url,
-        "--snapshot-dir",
-        site.cache,
-        "--lease-ttl",
-        str(int(LOCK_TTL)),
-        "--json",
-    ]
-
-
-def run_in_process(step: str, site: Site, data: SeedData) -> None:
-    site.runs.append(f"{step} (in process)")
-    if step.startswith("ingest"):
-        ingest_file(site, data.parts[step])
-    elif step == "project":
-        project_dir(site, site.cache, PROJECT_BATCH)
-    else:
-        compact_once(site)
 
 
 class Laps:
@@ -449,54 +158,14 @@ class Laps:
         self.last = now
 
 
-# --------------------------------------------------------------------------- checks
-
-
-def inflight(directory: Path) -> tuple[int, int | None]:
-    """A snapshot directory's checkpoint and in-flight batch end."""
-    with open_snapshot(directory, create=False) as snapshot:
-        return snapshot.state.checkpoint, snapshot.state.inflight_to
-
-
-def unverifiable_snapshots(site: Site, scratch: Path) -> list[str]:
-    """Every snapshot the store lists must download with every file matching its manifest."""
-    problems = []
-    snapshots = site.snapshot_store()
-    for index, manifest in enumerate(snapshots.manifests()):
-        target = scratch / f"listed-{index}"
-        try:
-            snapshots.download(manifest.key, target)
-        except Exception as error:
-            problems.append(f"listed snapshot {manifest.key} does not verify: {error}")
-        finally:
-            shutil.rmtree(target, ignore_errors=True)
-    return problems
-
-
-def orphaned_keys(site: Site) -> int:
-    """Snapshot keys holding files but no manifest: what an interrupted publish leaves behind.
-
-    Invisible to readers (never listed, never pulled) and never deleted by retention, which
-    only deletes listed snapshots: counted in the figures, not a failure.
-    """
-    backend = site.snapshot_store().backend
-    keys = {key.split("/")[1] for key in backend.list_keys("snapshots/") if key.count("/") >= 2}
-    listed = {manifest.key for manifest in site.snapshot_store().manifests()}
-    return len(keys - listed)
-
-
-def pulled_digest(site: Site, target: Path) -> tuple[int, str]:
-    """Pull the latest snapshot (every file checked) and digest what was pulled."""
-    result = restore(site.snapshot_store(), target)
-    return result.position, result.digest
-
-
 def free_dead_lock(site: Site, wait: bool) -> str:
     """The killed compactor's lock: wait out its expiry, or take it over and let it go."""
-    owner, expires_at = site.lock_record()
-    assert owner is not None, "the killed compactor's lock should still be held"
+    lock = site.lock_record()
+    still_held = "the killed compactor's lock should still be held"
+    assert lock is not None, still_held
+    assert lock.owner is not None, still_held
     if wait:
-        time.sleep(max(0.0, expires_at - time.time()) + 0.2)
+        time.sleep(max(0.0, lock.expires_at - time.time()) + 0.2)
         return "waited out the lock"
     # a takeover by a party whose clock says the lease has run out: the token moves on
     late = site.locks(clock=lambda: time.time() + LOCK_TTL + 1)
@@ -673,62 +342,6 @@ def state_after_kill(
     elif pointer != pointer_before:
         problems.append(f"the pointer moved ({pointer_before} → {pointer}) before the swap")
     problems += unverifiable_snapshots(site, site.root / "verify-after-kill")
-    return problems
-
-
-def final_checks(data: SeedData, site: Site, row: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    events, positions = read_log(site.store_url)
-    ids = [originator for originator, _ in events]
-    clean_ids = {originator for originator, _ in data.events}
-    row["events"] = len(events)
-    row["lost_updates"] = len(clean_ids - set(ids))
-    row["doubled"] = len(ids) - len(set(ids))
-    if events != data.events:
-        problems.append(
-            f"the log differs from a clean ingest: {len(events)} events vs {len(data.events)}, "
-            f"{row['lost_updates']} missing, {row['doubled']} doubled"
-        )
-
-    pointer, _ = site.snapshot_store().pointer()
-    store = open_store(site.store_url)
-    try:
-        head = store.head()
-        clean = rebuild(store, site.root / "clean-rebuild", DeltaSources(str(site.deltas)))
-    finally:
-        store.close()
-    if pointer is None:
-        problems.append("nothing was published")
-        row["divergence"] = True
-        return problems
-    if pointer.position != head:
-        problems.append(f"the pointer is at {pointer.position}, the log's head at {head}")
-        row["divergence"] = True
-    try:
-        position, digest = pulled_digest(site, site.root / "pulled")
-    except Exception as error:
-        problems.append(f"pulling the latest snapshot failed: {type(error).__name__}: {error}")
-        row["divergence"] = True
-        return problems
-    row["digest"] = digest
-    if not (digest == pointer.digest == clean.digest and position == clean.position):
-        row["divergence"] = True
-        problems.append(
-            f"DIVERGENCE: published {pointer.digest} at {pointer.position}, pulled {digest} at "
-            f"{position}, clean rebuild {clean.digest} at {clean.position}"
-        )
-    if (events, positions) == (data.events, data.positions) and digest != data.digest:
-        # (a store may leave gaps in positions, e.g. PostgreSQL after a rolled-back append:
-        # the digest covers the position, so only an identically numbered log must match)
-        problems.append(f"the same log as the reference, another digest: {digest} ≠ {data.digest}")
-    problems += unverifiable_snapshots(site, site.root / "verify-final")
-    row["orphaned_keys"] = orphaned_keys(site)
-    _checkpoint, noted = inflight(site.cache)
-    if noted is not None:
-        problems.append(f"the compactor's cache is left with a batch in flight (to {noted})")
-    owner, _ = site.lock_record()
-    if owner is not None:
-        problems.append(f"the publish lock is left held by {owner}")
     return problems
 
 

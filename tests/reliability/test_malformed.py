@@ -75,9 +75,6 @@ from synthetic.history import (
     generate_history,
     to_jsonl,
 )
-from tests.json_values import any_json
-from tests.lambdas.harness import LambdaContext
-from tests.reliability.conftest import PROFILE, record_case
 from tests.reliability.malformed_corpus import (
     MALFORMED_KINDS,
     Entry,
@@ -87,6 +84,10 @@ from tests.reliability.malformed_corpus import (
     expected_for,
     parked_identity,
 )
+from tests.support.json_values import any_json
+from tests.support.lambda_context import LambdaContext
+from tests.support.reliability_figures import record_case
+from tests.support.reliability_profile import PROFILE
 
 SCALE = PROFILE.scale
 CORPUS_MALFORMED = 7_000 * SCALE  # damaged copies of real records, per store

@@ -47,23 +47,15 @@ from receipt_events.ingest import ingest
 from receipt_events.records import records_from_lambda_event
 from receipt_events.store import EventStore, open_store
 from synthetic.history import HistoryConfig, generate_history
-from tests.conftest import POSTGRES_HOST, POSTGRES_PORT
-from tests.lambdas.harness import ProxiedConnection, TcpProxy
-from tests.reliability.conftest import PROFILE, SEEDS, record_case
-from tests.reliability.test_crash import (
-    CLI,
-    SeedData,
-    Site,
-    compact_once,
-    events_of,
-    final_checks,
-    pulled_digest,
-    read_events,
-    run_in_process,
-    seed_built,
-    step_argv,
-    unverifiable_snapshots,
-)
+from tests.support.end_state_checks import final_checks, pulled_digest, unverifiable_snapshots
+from tests.support.log_contents import events_of, read_events
+from tests.support.pipeline_site import CLI, Site, compact_once
+from tests.support.postgres import POSTGRES_HOST, POSTGRES_PORT
+from tests.support.reliability_figures import record_case
+from tests.support.reliability_profile import PROFILE, SEEDS
+from tests.support.seeded_runs import SeedData, run_in_process, seed_built, step_argv
+from tests.support.tcp_proxy import ProxiedConnection, TcpProxy
+from tests.support.warm_store import drop_warm_store
 
 STREAM_BATCH = 20  # records per Lambda invocation
 APPEND_STATEMENT = b"DO NOTHING RETURNING originator_id, notification_id"  # insert_new's SQL
@@ -135,18 +127,10 @@ class CuttingProxy(TcpProxy):
 def warm_handler() -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
     """The stream handler as one warm container: its kept store is dropped around the test."""
     module = lambdas.stream_processor
-    _drop_warm_store(module)
+    drop_warm_store(module)
     context = types.SimpleNamespace(aws_request_id="reliability-outage")
     yield lambda event: module.handler(event, context)
-    _drop_warm_store(module)
-
-
-def _drop_warm_store(module: Any) -> None:
-    kept = getattr(module, "_store", None)
-    if hasattr(kept, "drop"):
-        kept.drop()
-    elif hasattr(module, "_drop_store"):
-        module._drop_store()
+    drop_warm_store(module)
 
 
 def _sequence(record: dict[str, Any]) -> str:
@@ -441,9 +425,9 @@ def test_s3_errors_mid_publish_show_no_partial_snapshot_and_a_retry_publishes(
             if pointer != pointer_before:
                 problems.append(f"the pointer moved to {pointer} in a failed publish")
         problems += _visible_state_is_complete(site, tmp_path / "after-failure")
-        owner, _ = site.lock_record()
-        if owner is not None:
-            problems.append(f"the failed publisher left the lock held by {owner}")
+        lock = site.lock_record()
+        if lock is not None and lock.owner is not None:
+            problems.append(f"the failed publisher left the lock held by {lock.owner}")
 
         # S3 is healthy again: the rest of the stream arrives, a retry publishes everything
         proxy.healthy = True

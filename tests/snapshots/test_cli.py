@@ -1,4 +1,4 @@
-"""The snapshot commands of ``receipt-events`` (SPEC §10): ``snapshot push / list / pull``,
+"""The snapshot commands of ``receipt-events``: ``snapshot push / list / pull``,
 ``compact``, ``rebuild --from-snapshot``, on a local snapshot store and on S3 (the moto server,
 with the lock on DynamoDB Local).
 
@@ -24,7 +24,8 @@ from receipt_chroma.snapshots import open_snapshot_store
 from receipt_cli.app import app
 from receipt_events.store import open_store
 from tests.projection.helpers import Log, digest, project, write_deltas
-from tests.snapshots.conftest import BACKENDS, History
+from tests.support.snapshot_history import History
+from tests.support.snapshot_site import BACKENDS
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 

@@ -16,7 +16,9 @@ from receipt_chroma.lease import Lease, LeaseBusy, LeaseLost, Leases
 from receipt_chroma.snapshots import FencedOut, PointerConflict, SnapshotStore
 from receipt_chroma.snapshots import store as store_module
 from tests.projection.helpers import Log, digest, project
-from tests.snapshots.conftest import Clock, History, Site
+from tests.support.clock import FakeClock
+from tests.support.snapshot_history import History
+from tests.support.snapshot_site import Site
 
 
 def run(log: Log, snapshots: SnapshotStore, locks: Any, cache: Path, **options: Any) -> Any:
@@ -140,7 +142,7 @@ def test_an_expired_holder_cannot_publish_after_a_newer_one(
     log: Log,
     snapshots: SnapshotStore,
     locks: Leases,
-    clock: Clock,
+    clock: FakeClock,
     tmp_path: Path,
 ) -> None:
     """A's lease expires while it works; B takes the lock (a newer token) and publishes; A's

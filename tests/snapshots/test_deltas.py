@@ -36,7 +36,7 @@ from receipt_chroma.records import ChromaRecord
 from receipt_events.store import open_store
 from synthetic.deltas import Layout, write_delta
 from tests.projection.helpers import Log, digest, project, records
-from tests.snapshots.conftest import History
+from tests.support.snapshot_history import History
 
 LAYOUTS = ["directory", "tarball", "mixed"]
 Held = dict[tuple[str, CollectionName], list[ChromaRecord]]  # (location, collection) → records

@@ -26,7 +26,7 @@ from receipt_chroma.snapshots import (
 )
 from receipt_chroma.snapshots.manifest import sha256_file
 from tests.projection.helpers import Log, digest, project
-from tests.snapshots.conftest import History
+from tests.support.snapshot_history import History
 
 
 def publish(

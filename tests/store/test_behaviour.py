@@ -1,4 +1,5 @@
-"""The event store's contract (SPEC §5), run on every backend: memory, SQLite and PostgreSQL."""
+"""The event store's contract (docs/event-store.md), run on every backend: memory, SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ import pytest
 from psycopg import sql
 
 from receipt_events.store import Recorded, open_store
-from tests.conftest import postgres_connect
 from tests.store.helpers import numbered, parked, read_all
+from tests.support.postgres import postgres_connect
 
 pytestmark = pytest.mark.postgres
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from receipt_events.ingest import ingest
 from receipt_events.records import InputRecord, UnreadableInput, read_input
 from receipt_events.store import open_store
-from tests.json_values import any_json
+from tests.support.json_values import any_json
 from tests.unit.records_factory import (
     make_record,
     sk_label,
@@ -176,7 +176,7 @@ def _mutate(template_index: int, mutation: tuple[Any, ...], event_id: str) -> by
 
 
 def _parked_identity(raw: bytes) -> str:
-    """SPEC: a parked record is kept once, by its eventID when readable, else by its bytes."""
+    """A parked record is kept once, by its eventID when readable, else by its bytes."""
     try:
         document = msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):

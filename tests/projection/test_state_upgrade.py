@@ -1,0 +1,36 @@
+"""A snapshot directory written before 0.2 keeps its held deltas: the state table they lived
+in (``parked_deltas``) is renamed to ``held_deltas`` when the state is opened."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from projections.state import STATE_FILE, HeldDelta, ProjectionState
+
+
+def test_a_state_file_with_the_old_table_name_is_carried_over(tmp_path: Path) -> None:
+    path = tmp_path / STATE_FILE
+    state = ProjectionState(path)
+    held = HeldDelta("run-1", "words", "deltas/run-1/words", 7, "delta deltas/run-1/words: gone")
+    state.commit_batch([], [], [held], {}, checkpoint=7, checkpoint_event="e-7")
+    state.close()
+    with sqlite3.connect(path) as db:  # as 0.1 wrote it
+        db.execute("ALTER TABLE held_deltas RENAME TO parked_deltas")
+
+    reopened = ProjectionState(path)
+    assert reopened.held_deltas() == [held]
+    assert reopened.checkpoint == 7
+    reopened.close()
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "held_deltas" in tables
+    assert "parked_deltas" not in tables
+
+
+def test_a_current_state_file_is_left_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / STATE_FILE
+    ProjectionState(path).close()
+    reopened = ProjectionState(path)
+    assert reopened.held_deltas() == []
+    reopened.close()
