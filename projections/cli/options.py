@@ -17,8 +17,8 @@ import typer
 
 from projections.settings import CACHE_ENV, DELTAS_ENV
 from receipt_chroma.lease import LEASE_TABLE_ENVS
+from receipt_events.cli.aliases import warn_renamed
 from receipt_events.cli.errors import fail
-from receipt_events.cli.output import error_console
 
 if TYPE_CHECKING:
     from receipt_chroma.deltas import DeltaSource
@@ -86,11 +86,7 @@ def missing_delta_policy(value: str) -> Literal["stop", "hold"]:
         return "stop"
     if value in ("hold", "park"):
         if value == "park":
-            error_console.print(
-                "[yellow]warning:[/] --on-missing-delta park is now hold; the old spelling "
-                "goes in the next release",
-                highlight=False,
-            )
+            warn_renamed("--on-missing-delta park", "hold")
         return "hold"
     fail(f"--on-missing-delta must be 'stop' or 'hold', not {value!r}")
 

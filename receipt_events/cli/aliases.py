@@ -14,6 +14,14 @@ from typer.core import TyperCommand
 from receipt_events.cli.output import error_console
 
 
+def warn_renamed(old: str, new: str) -> None:
+    """Say on stderr that an old spelling was read as its new one (stdout stays the output)."""
+    error_console.print(
+        f"[yellow]warning:[/] {old} is now {new}; the old spelling goes in the next release",
+        highlight=False,
+    )
+
+
 class AliasedCommand(TyperCommand):
     aliases: ClassVar[dict[str, str]] = {}
 
@@ -30,11 +38,7 @@ class AliasedCommand(TyperCommand):
             name, equals, value = arg.partition("=")
             new = cls.aliases.get(name)
             if new is not None:
-                error_console.print(
-                    f"[yellow]warning:[/] {name} is now {new}; the old spelling goes in the "
-                    "next release",
-                    highlight=False,
-                )
+                warn_renamed(name, new)
                 arg = f"{new}{equals}{value}"
             rewritten.append(arg)
         return rewritten
