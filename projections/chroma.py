@@ -23,6 +23,7 @@ from projections.snapshot_dir import SnapshotDirectory
 from receipt_chroma.client import ChromaDirectory
 from receipt_chroma.writer import delete, update_metadata, upsert
 from receipt_events import faults
+from receipt_events.events import EmbeddingsAdopted
 from receipt_events.store import Recorded
 
 WriteHook = Callable[[str, str, int], None]  # (operation, collection, records) after each call
@@ -157,7 +158,14 @@ def apply_batch(
     fold = Fold(state, load_delta, policy=policy, known_digests=known_digests)
     batch_end = [events[-1].position]  # where the batch ends, as noted before any write
     writer = PlanWriter(snapshot.chroma, lambda: state.begin_batch(batch_end[0]), on_write)
-    last_event_of = {(r.event.image_id, r.event.receipt_id): r.position for r in events}
+    # A receipt is planned once no later event of the batch touches it; a baseline (which
+    # touches any receipt) defers every plan to the end of its batch.
+    adopting = any(isinstance(r.event, EmbeddingsAdopted) for r in events)
+    last_event_of = {
+        (r.event.image_id, r.event.receipt_id): r.position
+        for r in events
+        if not isinstance(r.event, EmbeddingsAdopted)
+    }
     problem: DeltaProblem | None = None
     planned: set[tuple[str, int]] = set()
     for recorded in events:
@@ -166,7 +174,10 @@ def apply_batch(
         except DeltaProblem as stopped:
             problem = stopped
             break
-        receipt = (recorded.event.image_id, recorded.event.receipt_id)
+        event = recorded.event
+        if adopting or isinstance(event, EmbeddingsAdopted):
+            continue
+        receipt = (event.image_id, event.receipt_id)
         if last_event_of[receipt] == recorded.position:  # no later event of it in this batch
             planned.add(receipt)
             writer.add(_receipt_plan(fold, receipt, redo))

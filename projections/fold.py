@@ -31,6 +31,7 @@ from receipt_chroma.deltas import Delta, DeltaError
 from receipt_chroma.records import ChromaRecord
 from receipt_chroma.writer import MetadataUpdate, Upsert
 from receipt_events.events import (
+    EmbeddingsAdopted,
     EmbeddingsPublished,
     LineRemoved,
     PlaceChanged,
@@ -46,6 +47,16 @@ from receipt_events.store import Recorded
 DeltaPolicy = Literal["stop", "hold"]
 ReceiptId = tuple[str, int]
 DeltaLoader = Callable[[str, CollectionName], Delta]
+
+
+def receipt_tombstone(image_id: str, receipt_id: int) -> RecordKey:
+    """The mark a receipt's removal leaves in its ``removed`` set (adopted vectors stay out)."""
+    return ("receipt", f"IMAGE#{image_id}#RECEIPT#{receipt_id:05d}")
+
+
+def baseline_run_id(event: EmbeddingsAdopted) -> str:
+    """The name the baseline's records and deltas go by in the state, where runs have ids."""
+    return f"baseline:{event.digest}"
 
 
 class CollectionPlan(msgspec.Struct):
@@ -103,6 +114,11 @@ class Fold:
     def add(self, recorded: Recorded) -> None:
         """Apply one event; raises :class:`DeltaProblem` (changing nothing) under "stop"."""
         event = recorded.event
+        if isinstance(event, EmbeddingsAdopted):
+            self._adopt(event, recorded.position)
+            self.applied += 1
+            self.last = recorded
+            return
         receipt = (event.image_id, event.receipt_id)
         if isinstance(event, EmbeddingsPublished):
             deltas = self._load_run(event, recorded.position)  # may raise, before any change
@@ -138,14 +154,18 @@ class Fold:
             elif isinstance(event, ReceiptRemoved):
                 self._touch_all(receipt, view)
                 view.records.clear()
+                view.removed.add(receipt_tombstone(event.image_id, event.receipt_id))
             elif isinstance(event, LineRemoved):
-                self._touch(receipt, ("lines", event.line.chroma_id))
-                view.records.pop(("lines", event.line.chroma_id), None)
+                self._remove(receipt, view, ("lines", event.line.chroma_id))
             elif isinstance(event, WordRemoved):
-                self._touch(receipt, ("words", event.word.chroma_id))
-                view.records.pop(("words", event.word.chroma_id), None)
+                self._remove(receipt, view, ("words", event.word.chroma_id))
         self.applied += 1
         self.last = recorded
+
+    def _remove(self, receipt: ReceiptId, view: ReceiptView, key: RecordKey) -> None:
+        self._touch(receipt, key)
+        view.records.pop(key, None)
+        view.removed.add(key)
 
     def _view(self, receipt: ReceiptId) -> ReceiptView:
         view = self.post.get(receipt)
@@ -183,10 +203,15 @@ class Fold:
         return deltas
 
     def _check(self, delta: Delta, event: EmbeddingsPublished) -> None:
-        """A delta must hold records of this run's receipt only, in one known dimension."""
+        """A run's delta must hold records of its receipt only, in one known dimension."""
+        self._check_records(delta, event.run_id, (event.image_id, event.receipt_id))
+
+    def _check_records(self, delta: Delta, run_id: str, receipt: ReceiptId | None) -> None:
+        """Unchanged since first merged, ids of the right kind (of ``receipt`` if given), and
+        one embedding dimension, the collection's."""
         collection = delta.collection
-        known = self._known_digests.get((event.run_id, collection)) or self._state.delta_digest(
-            event.run_id, collection
+        known = self._known_digests.get((run_id, collection)) or self._state.delta_digest(
+            run_id, collection
         )
         if known is not None and known != delta.digest:
             raise DeltaError(
@@ -201,9 +226,10 @@ class Fold:
                 raise DeltaError(delta.location, str(error)) from None
             if not isinstance(key, expected_kind):
                 raise DeltaError(delta.location, f"{record.id} does not belong in {collection!r}")
-            if (key.image_id, key.receipt_id) != (event.image_id, event.receipt_id):
+            if receipt is not None and (key.image_id, key.receipt_id) != receipt:
                 raise DeltaError(
-                    delta.location, f"{record.id} is not a record of receipt {event.receipt.sk}"
+                    delta.location,
+                    f"{record.id} is not a record of receipt RECEIPT#{receipt[1]:05d}",
                 )
         dimensions = {len(record.embedding) // 4 for record in delta.records}
         expected = self.dimensions.get(collection) or self._state.dimension(collection)
@@ -225,8 +251,15 @@ class Fold:
         position: int,
     ) -> None:
         collection = delta.collection
+        backfilled = not event.streamed
+        tombstone = receipt_tombstone(*receipt)
+        if not backfilled:
+            view.removed.discard(tombstone)  # the stream embedded the receipt again
         for record in delta.records:
             key = (collection, record.id)
+            if backfilled and (key in view.removed or tombstone in view.removed):
+                continue  # an adopted run predates the stream's removal of this record
+            view.removed.discard(key)
             view.records[key] = RecordState(
                 run_id=event.run_id,
                 document=record.document,
@@ -243,6 +276,73 @@ class Fold:
                 event.run_id, collection, delta.location, delta.digest, len(delta.records), position
             )
         )
+
+    def _adopt(self, event: EmbeddingsAdopted, position: int) -> None:
+        """Merge the baseline's records of every receipt the log has not yet spoken for.
+
+        A receipt that already has records (a run merged before the baseline in the log), or
+        that the stream removed, keeps what the log says; a line or word the stream removed
+        stays removed. Everything else comes from the old system's snapshot.
+        """
+        deltas = self._load_baseline(event, position)  # may raise, before any change
+        by_receipt: dict[ReceiptId, list[tuple[CollectionName, ChromaRecord]]] = {}
+        for delta in deltas:
+            for record in delta.records:
+                owner = parse_chroma_id(record.id)
+                by_receipt.setdefault((owner.image_id, owner.receipt_id), []).append(
+                    (delta.collection, record)
+                )
+        run_id = baseline_run_id(event)
+        for receipt in sorted(by_receipt):
+            view = self._view(receipt)
+            if view.records or receipt_tombstone(*receipt) in view.removed:
+                continue
+            for collection, record in by_receipt[receipt]:
+                key = (collection, record.id)
+                if key in view.removed:
+                    continue
+                view.records[key] = RecordState(
+                    run_id=run_id,
+                    document=record.document,
+                    delta_metadata=record.metadata,
+                    embedding_sha=hashlib.sha256(record.embedding).hexdigest(),
+                )
+                self.fresh[key] = record
+                self._touch(receipt, key)
+        for delta in deltas:
+            if delta.records:
+                self.dimensions[delta.collection] = len(delta.records[0].embedding) // 4
+            self._known_digests[(run_id, delta.collection)] = delta.digest
+            self.merged.append(
+                MergedDelta(
+                    run_id,
+                    delta.collection,
+                    delta.location,
+                    delta.digest,
+                    len(delta.records),
+                    position,
+                )
+            )
+
+    def _load_baseline(self, event: EmbeddingsAdopted, position: int) -> list[Delta]:
+        run_id = baseline_run_id(event)
+        deltas: list[Delta] = []
+        locations: tuple[tuple[CollectionName, str | None], ...] = (
+            ("lines", event.lines_delta),
+            ("words", event.words_delta),
+        )
+        for collection, location in locations:
+            if location is None:
+                continue
+            try:
+                delta = self._load_delta(location, collection)
+                self._check_records(delta, run_id, None)
+                deltas.append(delta)
+            except DeltaError as error:
+                if self._policy == "stop":
+                    raise DeltaProblem(position, run_id, collection, error) from error
+                self.held.append(HeldDelta(run_id, collection, location, position, str(error)))
+        return deltas
 
     def fresh_done(self, receipt: ReceiptId) -> None:
         """Drop a planned receipt's new vectors: they are queued for writing, not needed here."""

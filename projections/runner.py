@@ -25,7 +25,7 @@ from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.digest import Digest, digest_directory
 from receipt_chroma.directory_lock import LOCK_FILE
 from receipt_chroma.prefetch import PrefetchingDeltaSource
-from receipt_events.events import EmbeddingsPublished
+from receipt_events.events import EmbeddingsAdopted, EmbeddingsPublished
 from receipt_events.store import EventStore, Recorded
 
 CATCH_UP_BATCH = 1000  # events per batch when following the log
@@ -146,10 +146,22 @@ def delta_requests(events: list[Recorded]) -> list[tuple[str, CollectionName]]:
     """The deltas a batch of events will read, in order."""
     requests: list[tuple[str, CollectionName]] = []
     for recorded in events:
-        if isinstance(recorded.event, EmbeddingsPublished):
-            requests.append((recorded.event.lines_delta, "lines"))
-            requests.append((recorded.event.words_delta, "words"))
+        event = recorded.event
+        if isinstance(event, EmbeddingsPublished):
+            requests.append((event.lines_delta, "lines"))
+            requests.append((event.words_delta, "words"))
+        elif isinstance(event, EmbeddingsAdopted):
+            requests.extend((location, name) for name, location in _baseline_deltas(event))
     return requests
+
+
+def _baseline_deltas(event: EmbeddingsAdopted) -> list[tuple[CollectionName, str]]:
+    found: list[tuple[CollectionName, str]] = []
+    if event.lines_delta is not None:
+        found.append(("lines", event.lines_delta))
+    if event.words_delta is not None:
+        found.append(("words", event.words_delta))
+    return found
 
 
 def check_same_log(store: EventStore, snapshot: SnapshotDirectory) -> None:

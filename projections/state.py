@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS deltas (
     run_id TEXT, collection TEXT, location TEXT NOT NULL, digest TEXT NOT NULL,
     records INTEGER NOT NULL, position INTEGER NOT NULL,
     PRIMARY KEY (run_id, collection));
+CREATE TABLE IF NOT EXISTS removed_records (
+    collection TEXT, id TEXT, image_id TEXT NOT NULL, receipt_id INTEGER NOT NULL,
+    PRIMARY KEY (collection, id));
+CREATE INDEX IF NOT EXISTS removed_by_receipt ON removed_records (image_id, receipt_id);
 CREATE TABLE IF NOT EXISTS held_deltas (
     run_id TEXT, collection TEXT, location TEXT NOT NULL, position INTEGER NOT NULL,
     error TEXT NOT NULL,
@@ -102,6 +106,8 @@ class ReceiptView:
     places: dict[str, PlaceState] = field(default_factory=dict)  # entity → place
     labels: dict[tuple[int, int], WordLabels] = field(default_factory=dict)  # (line, word) → labels
     records: dict[RecordKey, RecordState] = field(default_factory=dict)
+    # lines and words the stream removed: a backfilled run's older delta must not bring them back
+    removed: set[RecordKey] = field(default_factory=set)
 
     def copy(self) -> ReceiptView:
         return ReceiptView(
@@ -110,6 +116,7 @@ class ReceiptView:
             dict(self.places),
             {word: dict(labels) for word, labels in self.labels.items()},
             dict(self.records),
+            set(self.removed),
         )
 
     def place_fields(self) -> dict[str, str | None] | None:
@@ -204,6 +211,12 @@ class ProjectionState:
             view.records[(collection, record_id)] = RecordState(
                 run_id, document, msgspec.json.decode(metadata), embedding_sha
             )
+        view.removed.update(
+            self._db.execute(
+                "SELECT collection, id FROM removed_records WHERE image_id = ? AND receipt_id = ?",
+                key,
+            )
+        )
         return view
 
     def delta_digest(self, run_id: str, collection: str) -> str | None:
@@ -275,7 +288,7 @@ class ProjectionState:
 
     def _save_receipt(self, view: ReceiptView) -> None:
         key = (view.image_id, view.receipt_id)
-        for table in ("places", "labels", "records"):
+        for table in ("places", "labels", "records", "removed_records"):
             self._db.execute(f"DELETE FROM {table} WHERE image_id = ? AND receipt_id = ?", key)
         self._db.executemany(
             "INSERT INTO places VALUES (?, ?, ?, ?, ?)",
@@ -315,6 +328,10 @@ class ProjectionState:
                 )
                 for (collection, record_id), record in view.records.items()
             ],
+        )
+        self._db.executemany(
+            "INSERT INTO removed_records VALUES (?, ?, ?, ?)",
+            [(collection, record_id, *key) for collection, record_id in sorted(view.removed)],
         )
 
     @contextmanager

@@ -235,3 +235,38 @@ class DeltaSources:
         if location.startswith("s3://") or self.local is None:
             return self.s3.read(location, collection)
         return self.local.read(location, collection)
+
+    def absent(self, location: str) -> str | None:
+        """Why a delta is certainly not there (a cheap look, no Chroma), or None if it may be.
+
+        For the backfill, which checks every run of a table: a present delta is still read
+        and verified in full when the projection merges it.
+        """
+        if location.startswith("s3://") or self.local is None:
+            return self._absent_on_s3(location)
+        path = Path(location)
+        if not path.is_absolute():
+            path = self.local.root / path
+        if path.is_file() or (path / TARBALL_NAME).is_file() or (path / "chroma.sqlite3").is_file():
+            return None
+        return f"not found at {path}"
+
+    def _absent_on_s3(self, location: str) -> str | None:
+        """Missing only when S3 says so: neither ``<prefix>/delta.tar.gz`` (or the tarball
+        itself) nor any key under ``<prefix>/``. An S3 error is no evidence: None."""
+        from botocore.exceptions import ClientError
+
+        from receipt_chroma.snapshots.s3 import split_s3_url
+
+        try:
+            bucket, prefix = split_s3_url(self.s3.url_for(location))
+        except DeltaError as error:
+            return error.problem
+        prefix = prefix.rstrip("/")
+        probe = prefix if prefix.endswith(".tar.gz") else f"{prefix}/"
+        try:
+            listed = self.s3.client.list_objects_v2(Bucket=bucket, Prefix=probe, MaxKeys=1)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code"))
+            return f"bucket {bucket} does not exist" if code == "NoSuchBucket" else None
+        return None if listed.get("KeyCount", 0) else f"nothing at s3://{bucket}/{probe}"

@@ -31,6 +31,7 @@ from receipt_chroma.snapshots import (
     SnapshotCorrupt,
     SnapshotMissing,
 )
+from receipt_events.backfill.errors import BackfillError, BackfillStopped
 from receipt_events.cli.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, UserError
 from receipt_events.cli.output import error_console
 from receipt_events.errors import MissingResource
@@ -41,6 +42,8 @@ from receipt_events.store import StoreURLError
 KNOWN: tuple[tuple[tuple[type[BaseException], ...], int, str], ...] = (
     ((UnreadableInput, StoreURLError, LeaseTableRequired), EXIT_BAD_INPUT, ""),
     ((MissingResource,), EXIT_BAD_INPUT, ""),
+    ((BackfillError,), EXIT_BAD_INPUT, "backfill: "),
+    ((BackfillStopped,), EXIT_CHECK_FAILED, "backfill stopped: "),
     ((PersistenceError,), EXIT_CHECK_FAILED, "the event store failed: "),
     ((ProjectionStopped, DeltaProblem), EXIT_CHECK_FAILED, "projection stopped: "),
     ((ProjectionConflict, NotASnapshot, StateError), EXIT_BAD_INPUT, ""),

@@ -69,6 +69,8 @@ def decode_number(text: object, path: str) -> Decimal:
 
 
 def decode_binary(text: object, path: str) -> bytes:
+    if isinstance(text, bytes):
+        return text  # boto3's Scan hands binary values over already decoded
     if not isinstance(text, str):
         raise AttributeValueError(path, f"B must be a base64 string, got {_kind(text)}")
     try:

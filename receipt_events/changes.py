@@ -23,7 +23,9 @@ from receipt_events.events import (
     LineRemoved,
     PlaceChanged,
     PlaceRemoved,
+    ReceiptEvent,
     ReceiptRemoved,
+    Source,
     ValidationStatus,
     WordLabelRemoved,
     WordLabelSet,
@@ -40,6 +42,7 @@ from receipt_events.keys import (
     WordKey,
     parse_key,
 )
+from receipt_events.markers import MarkerKey, MarkerSeen
 from receipt_events.records import StreamRecord
 
 
@@ -59,7 +62,7 @@ class Unchanged(msgspec.Struct, frozen=True):
     kind: str
 
 
-Detected = Event | Skipped | Unchanged
+Detected = Event | Skipped | Unchanged | MarkerSeen
 
 
 def entity_of(record: StreamRecord) -> EntityKey:
@@ -82,6 +85,8 @@ def detect(record: StreamRecord) -> Detected:
     """Turn one validated stream record into what it means for the projection."""
     entity = entity_of(record)
     name = record.source.event_name
+    if isinstance(entity, MarkerKey):
+        return MarkerSeen(entity.marker) if name == "INSERT" else Skipped(entity.kind)
     if isinstance(entity, OtherEntity):
         return Skipped(entity.kind)
     if isinstance(entity, ReceiptKey | LineKey | WordKey):
@@ -89,10 +94,80 @@ def detect(record: StreamRecord) -> Detected:
     if isinstance(entity, CompactionRunKey):
         if name != "INSERT":
             return Skipped(entity.kind)  # status MODIFYs are the projection's outputs, not inputs
-        return _embeddings_published(entity, record)
+    elif name == "REMOVE":
+        return _item_removed(entity, record.source)
+    detected = item_event(entity, _new_image(record, entity.kind), record.source, "NewImage")
+    if name == "MODIFY" and _same_as_before(entity, record, detected):
+        return Unchanged(entity.kind)
+    return detected
+
+
+def item_event(
+    entity: EntityKey, item: Item, source: Source, where: str = "Item"
+) -> ReceiptEvent | Skipped:
+    """The event an item's current state means: one code path for a stream record's NewImage
+    and a row a backfill read (SPEC §11), so both give the same event for the same state."""
+    if isinstance(entity, OtherEntity | MarkerKey | ReceiptKey | LineKey | WordKey):
+        return Skipped(entity.kind)  # only their removal is an event
+    if isinstance(entity, CompactionRunKey):
+        return _embeddings_published(entity, item, source, where)
     if isinstance(entity, PlaceKey):
-        return _place_change(entity, record)
-    return _label_change(entity, record)
+        fields = _place_fields(item, entity, where)
+        return PlaceChanged(
+            source=source,
+            image_id=entity.image_id,
+            receipt_id=entity.receipt_id,
+            entity=entity.kind,
+            merchant_name=fields["merchant_name"],
+            canonical_merchant_name=fields["canonical_merchant_name"],
+            merchant_category=fields["merchant_category"],
+            address=fields["address"],
+            phone_number=fields["phone_number"],
+            place_id=fields["place_id"],
+        )
+    return WordLabelSet(
+        source=source,
+        image_id=entity.image_id,
+        receipt_id=entity.receipt_id,
+        line_id=entity.line_id,
+        word_id=entity.word_id,
+        label=entity.label,
+        **_label_fields(item, where),
+    )
+
+
+def _same_as_before(entity: EntityKey, record: StreamRecord, detected: Event | Skipped) -> bool:
+    """Whether a MODIFY's OldImage means the same event (no relevant field changed).
+
+    An OldImage that does not decode, or holds values we cannot read, only disables the check:
+    the MODIFY counts as a change.
+    """
+    old = _old_image(record)
+    if old is None:
+        return False
+    try:
+        before = item_event(entity, old, record.source, "OldImage")
+    except ChangeError:
+        return False
+    return before == detected
+
+
+def _item_removed(entity: PlaceKey | LabelKey, source: EventSource) -> Event:
+    if isinstance(entity, PlaceKey):
+        return PlaceRemoved(
+            source=source,
+            image_id=entity.image_id,
+            receipt_id=entity.receipt_id,
+            entity=entity.kind,
+        )
+    return WordLabelRemoved(
+        source=source,
+        image_id=entity.image_id,
+        receipt_id=entity.receipt_id,
+        line_id=entity.line_id,
+        word_id=entity.word_id,
+        label=entity.label,
+    )
 
 
 def _removal(entity: ReceiptKey | LineKey | WordKey, source: EventSource) -> Event:
@@ -148,39 +223,6 @@ def _place_fields(image: Item, entity: PlaceKey, where: str) -> dict[str, str | 
     return fields
 
 
-def _place_change(entity: PlaceKey, record: StreamRecord) -> Detected:
-    source = record.source
-    common: dict[str, Any] = {
-        "source": source,
-        "image_id": entity.image_id,
-        "receipt_id": entity.receipt_id,
-        "entity": entity.kind,
-    }
-    if source.event_name == "REMOVE":
-        return PlaceRemoved(**common)
-    fields = _place_fields(_new_image(record, entity.kind), entity, "NewImage")
-    if source.event_name == "MODIFY":
-        old = _old_image(record)
-        if old is not None and _place_fields_or_none(old, entity) == fields:
-            return Unchanged(entity.kind)
-    return PlaceChanged(
-        **common,
-        merchant_name=fields["merchant_name"],
-        canonical_merchant_name=fields["canonical_merchant_name"],
-        merchant_category=fields["merchant_category"],
-        address=fields["address"],
-        phone_number=fields["phone_number"],
-        place_id=fields["place_id"],
-    )
-
-
-def _place_fields_or_none(image: Item, entity: PlaceKey) -> dict[str, str | None] | None:
-    try:
-        return _place_fields(image, entity, "OldImage")
-    except ChangeError:
-        return None
-
-
 def _label_fields(image: Item, where: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         name: _text(image, name, where) for name in LABEL_FIELDS if name != "validation_status"
@@ -201,42 +243,17 @@ def _validation_status(image: Item, where: str) -> ValidationStatus:
     )
 
 
-def _label_change(entity: LabelKey, record: StreamRecord) -> Detected:
-    source = record.source
-    common: dict[str, Any] = {
-        "source": source,
-        "image_id": entity.image_id,
-        "receipt_id": entity.receipt_id,
-        "line_id": entity.line_id,
-        "word_id": entity.word_id,
-        "label": entity.label,
-    }
-    if source.event_name == "REMOVE":
-        return WordLabelRemoved(**common)
-    fields = _label_fields(_new_image(record, entity.kind), "NewImage")
-    if source.event_name == "MODIFY":
-        old = _old_image(record)
-        if old is not None:
-            try:
-                if _label_fields(old, "OldImage") == fields:
-                    return Unchanged(entity.kind)
-            except ChangeError:
-                pass  # an old state we cannot read: treat the MODIFY as a change
-    return WordLabelSet(**common, **fields)
-
-
-def _embeddings_published(entity: CompactionRunKey, record: StreamRecord) -> Event:
-    image = _new_image(record, entity.kind)
+def _embeddings_published(
+    entity: CompactionRunKey, item: Item, source: Source, where: str
+) -> ReceiptEvent:
     deltas = {}
     for name in ("lines_delta_prefix", "words_delta_prefix"):
-        location = _text(image, name, "NewImage")
+        location = _text(item, name, where)
         if location is None:
-            raise ChangeError(
-                f"compaction run {entity.run_id}: NewImage.{name} is missing or empty"
-            )
+            raise ChangeError(f"compaction run {entity.run_id}: {where}.{name} is missing or empty")
         deltas[name] = location
     return EmbeddingsPublished(
-        source=record.source,
+        source=source,
         image_id=entity.image_id,
         receipt_id=entity.receipt_id,
         run_id=entity.run_id,

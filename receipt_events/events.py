@@ -1,9 +1,10 @@
 """The domain events: a msgspec tagged union, one class per kind of change the projection uses.
 
-Each event carries the stream record it came from (:class:`EventSource`) and the **new state**
-of the relevant fields, not a diff, so applying it needs nothing but the event and the
-projection's own state. Each class has a schema version; its store topic
-(``receipt_events.WordLabelSet.v1``) names both, so a later version can be upcast by topic.
+Each event carries where it came from (a stream record, :class:`EventSource`, or a row a
+backfill read, :class:`BackfillSource`) and the **new state** of the relevant fields, not a
+diff, so applying it needs nothing but the event and the projection's own state. Each class has
+a schema version; its store topic (``receipt_events.WordLabelSet.v2``) names both, and events
+stored under an older version are upcast by topic when read (:func:`upcast`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,14 @@ LABEL_FIELDS: tuple[str, ...] = (
 )
 
 
-class EventSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class EventSource(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="origin",
+    tag="stream",
+):
     """Where an event came from: the DynamoDB stream record, as AWS identified it."""
 
     event_id: str
@@ -59,14 +67,42 @@ class EventSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     region: str
 
 
+BackfillVia: TypeAlias = Literal["scan", "export", "snapshot"]
+
+
+class BackfillSource(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="origin",
+    tag="backfill",
+):
+    """Where a backfilled event came from: a row of the table, read by a scan or an export
+    (or, ``via="snapshot"``, the old system's Chroma snapshot adopted as the embeddings baseline).
+
+    ``read_at`` (epoch seconds) is when the row's state was read: a consistent scan's page
+    time, or an export's ``exportTime`` plus its fuzziness (docs/backfill.md). It is what the
+    backfill's barrier waits on; nothing downstream of the log reads it.
+    """
+
+    via: BackfillVia
+    table: str
+    read_at: float
+    export_id: str | None = None
+
+
+Source: TypeAlias = EventSource | BackfillSource
+
+
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Base of every event. Not itself part of the union."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
-    originator_version: ClassVar[int] = 1  # one stored event per stream record
+    SCHEMA_VERSION: ClassVar[int] = 2
+    originator_version: ClassVar[int] = 1  # one stored event per stream record or table item
 
-    schema_version: int = 1
-    source: EventSource
+    schema_version: int = 2
+    source: Source
     image_id: str
     receipt_id: int
 
@@ -76,8 +112,18 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     @property
     def originator_id(self) -> str:
-        """The store's identity for this event: the stream record's eventID (dedup key)."""
+        """The store's identity for this event (its dedup key).
+
+        A streamed event is identified by its record's eventID; a backfilled one by its item,
+        so an item is backfilled at most once whatever runs again (SPEC §11).
+        """
+        if isinstance(self.source, BackfillSource):
+            return backfill_originator_id(self.pk, self.sk)
         return stream_originator_id(self.source.event_id)
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.source, EventSource)
 
     @property
     def receipt(self) -> ReceiptKey:
@@ -166,6 +212,49 @@ class EmbeddingsPublished(DomainEvent, frozen=True, kw_only=True, tag=True):
         return CompactionRunKey(self.image_id, self.receipt_id, self.run_id).sk
 
 
+BASELINE_PK = "RECEIPT_EVENTS#BASELINE"
+
+
+class EmbeddingsAdopted(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """The old system's Chroma snapshot, adopted once as the embeddings baseline (SPEC §11).
+
+    Its collections were copied to immutable, content-addressed delta locations (``None``
+    where the snapshot had no such collection). Unlike every other event it is about many
+    receipts: the projection merges a receipt's records from it only where the log has not
+    already given that receipt vectors or removed them.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    originator_version: ClassVar[int] = 1
+
+    schema_version: int = 1
+    source: BackfillSource
+    snapshot: str  # what was adopted, as the user named it
+    lines_delta: str | None = None
+    words_delta: str | None = None
+    digest: str  # of both collections' records: the baseline's identity
+
+    @classmethod
+    def topic(cls) -> str:
+        return f"receipt_events.{cls.__name__}.v{cls.SCHEMA_VERSION}"
+
+    @property
+    def originator_id(self) -> str:
+        return backfill_originator_id(self.pk, self.sk)
+
+    @property
+    def streamed(self) -> bool:
+        return False
+
+    @property
+    def pk(self) -> str:
+        return BASELINE_PK
+
+    @property
+    def sk(self) -> str:
+        return self.digest
+
+
 class ReceiptRemoved(DomainEvent, frozen=True, kw_only=True, tag=True):
     @property
     def sk(self) -> str:
@@ -197,7 +286,7 @@ class WordRemoved(DomainEvent, frozen=True, kw_only=True, tag=True):
         return self.word.sk
 
 
-Event: TypeAlias = (
+ReceiptEvent: TypeAlias = (
     PlaceChanged
     | PlaceRemoved
     | WordLabelSet
@@ -207,7 +296,8 @@ Event: TypeAlias = (
     | LineRemoved
     | WordRemoved
 )
-EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+Event: TypeAlias = ReceiptEvent | EmbeddingsAdopted
+RECEIPT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     PlaceChanged,
     PlaceRemoved,
     WordLabelSet,
@@ -217,13 +307,46 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     LineRemoved,
     WordRemoved,
 )
-TOPICS: dict[str, type[DomainEvent]] = {cls.topic(): cls for cls in EVENT_TYPES}
+EVENT_TYPES: tuple[type[DomainEvent] | type[EmbeddingsAdopted], ...] = (
+    *RECEIPT_EVENT_TYPES,
+    EmbeddingsAdopted,
+)
+TOPICS: dict[str, type[DomainEvent] | type[EmbeddingsAdopted]] = {
+    cls.topic(): cls for cls in EVENT_TYPES
+}
 for _topic, _cls in TOPICS.items():
     register_topic(_topic, _cls)
+# Version 1 (before backfill): the source was always a stream record and carried no tag.
+V1_TOPICS: dict[str, type[DomainEvent]] = {
+    f"receipt_events.{cls.__name__}.v1": cls for cls in RECEIPT_EVENT_TYPES
+}
+for _topic, _cls in V1_TOPICS.items():
+    register_topic(_topic, _cls)
+_V1_PREFIX = b',"schema_version":1,"source":{'
+
+
+def upcast(topic: str, state: bytes) -> bytes:
+    """A stored event's JSON in the current schema, whatever version its topic names.
+
+    A v1 event's JSON starts ``{"type":"…","schema_version":1,"source":{`` (msgspec writes
+    fields in declaration order); v2 differs only in the version and the source's tag, so
+    the upcast is a splice at that fixed place, not a decode and re-encode.
+    """
+    if topic not in V1_TOPICS:
+        return state
+    at = state.find(_V1_PREFIX)
+    if at < 0 or not state.startswith(b'{"type":"'):
+        raise ValueError(f"a {topic} event that does not start as version 1 events do")
+    end = at + len(_V1_PREFIX)
+    return state[:at] + b',"schema_version":2,"source":{"origin":"stream",' + state[end:]
 
 
 def stream_originator_id(event_id: str) -> str:
     return f"ddb:{event_id}"
+
+
+def backfill_originator_id(pk: str, sk: str) -> str:
+    return f"fill:{pk}|{sk}"
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -16,8 +16,9 @@ import msgspec
 
 from receipt_events.attributes import AttributeValueError
 from receipt_events.changes import ChangeError, Skipped, Unchanged, detect
-from receipt_events.events import DomainEvent, Event
+from receipt_events.events import Event, EventSource
 from receipt_events.keys import KeyFormatError
+from receipt_events.markers import MARKER_KIND, MarkerSeen
 from receipt_events.records import (
     MAX_EVENT_ID_LENGTH,
     MAX_SEQUENCE_NUMBER_DIGITS,
@@ -29,9 +30,10 @@ from receipt_events.store import EventStore, ParkedRecord, ParkedResolved, parke
 from receipt_events.store.parked import Resolution
 
 DEFAULT_BATCH_SIZE = 500
+BACKFILLED = 10**MAX_SEQUENCE_NUMBER_DIGITS  # above any SequenceNumber we accept
 _EXPECTED_ERRORS = (RecordFormatError, AttributeValueError, KeyFormatError, ChangeError)
 
-Outcome = Event | Skipped | Unchanged | ParkedRecord
+Outcome = Event | Skipped | Unchanged | MarkerSeen | ParkedRecord
 
 
 class IngestSummary(msgspec.Struct, kw_only=True):
@@ -116,6 +118,7 @@ def ingest(
     summary = IngestSummary()
     events: list[Event] = []
     parked: list[ParkedRecord] = []
+    markers: list[MarkerSeen] = []
     handled = 0  # records whose outcome is durable
 
     def flush() -> None:
@@ -126,6 +129,8 @@ def ingest(
             head_before = store.head() if parked else 0
             positions = store.append(events)
             newly_parked = store.park(_stamped(parked, head_before)) if parked else []
+            if markers:  # after the events before them: a seen marker vouches for those
+                store.record_progress(markers)
         except Exception as error:
             raise IngestInterrupted(summary, handled, error) from error
         appended = sum(position is not None for position in positions)
@@ -135,6 +140,7 @@ def ingest(
         summary.duplicates += len(newly_parked) - sum(newly_parked)
         events.clear()
         parked.clear()
+        markers.clear()
         handled = summary.records
         if progress is not None:
             progress(handled)
@@ -150,9 +156,13 @@ def ingest(
             _count(summary.unchanged_by_kind, outcome.kind)
         elif isinstance(outcome, ParkedRecord):
             parked.append(outcome)
+        elif isinstance(outcome, MarkerSeen):
+            summary.skipped += 1
+            _count(summary.skipped_by_kind, MARKER_KIND)
+            markers.append(outcome)
         else:
             events.append(outcome)
-        if len(events) + len(parked) >= batch_size:
+        if len(events) + len(parked) + len(markers) >= batch_size:
             flush()
     flush()
     summary.head = store.head()
@@ -222,29 +232,34 @@ def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> Red
 
 def _redrive_one(
     store: EventStore,
-    outcome: Event | Skipped | Unchanged,
+    outcome: Event | Skipped | Unchanged | MarkerSeen,
     newest: dict[tuple[str, str], int],
 ) -> tuple[Resolution, int | None]:
-    if isinstance(outcome, Skipped):
+    if isinstance(outcome, Skipped | MarkerSeen):
         return "skipped", None
     if isinstance(outcome, Unchanged):
         return "unchanged", None
     item = (outcome.pk, outcome.sk)
-    if newest.get(item, -1) > int(outcome.source.sequence_number):
+    assert isinstance(outcome.source, EventSource)  # a parked record is a stream record
+    sequence = int(outcome.source.sequence_number)
+    if newest.get(item, -1) > sequence:
         return "superseded", None
     (position,) = store.append([outcome])
     if position is None:
         return "duplicate", None
-    newest[item] = int(outcome.source.sequence_number)
+    newest[item] = sequence
     return "appended", position
 
 
 def _newest_sequence_by_item(store: EventStore, *, after: int) -> dict[tuple[str, str], int]:
     newest: dict[tuple[str, str], int] = {}
     for recorded in store.iter_events(after=after):
-        event: DomainEvent = recorded.event
+        event = recorded.event
         item = (event.pk, event.sk)
-        sequence = int(event.source.sequence_number)
+        source = event.source
+        # A backfilled row was read, behind the backfill's barrier, after every stream record
+        # then stored or parked: it is newer than any redriven record of its item.
+        sequence = int(source.sequence_number) if isinstance(source, EventSource) else BACKFILLED
         if sequence > newest.get(item, -1):
             newest[item] = sequence
     return newest

@@ -13,6 +13,8 @@ from typing import ClassVar, Literal, TypeAlias
 
 import msgspec
 
+from receipt_events.markers import MARKER_PK, MarkerKey
+
 EntityKind: TypeAlias = Literal[
     "RECEIPT",
     "RECEIPT_LINE",
@@ -156,12 +158,21 @@ class OtherEntity(msgspec.Struct, frozen=True):
 
 
 EntityKey: TypeAlias = (
-    ReceiptKey | LineKey | WordKey | LabelKey | PlaceKey | CompactionRunKey | OtherEntity
+    ReceiptKey
+    | LineKey
+    | WordKey
+    | LabelKey
+    | PlaceKey
+    | CompactionRunKey
+    | MarkerKey
+    | OtherEntity
 )
 
 
 def parse_key(pk: str, sk: str) -> EntityKey:
     """Parse a table key into the identity of the entity it names."""
+    if pk == MARKER_PK:
+        return MarkerKey(sk)
     if not pk.startswith("IMAGE#"):
         family = pk.split("#", 1)[0] or "EMPTY_PK"
         return OtherEntity(kind=family)

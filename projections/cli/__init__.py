@@ -1,5 +1,5 @@
 """The commands of the projection layer: ``project``, ``rebuild``, ``digest``, ``verify``,
-``diff``, ``status``, ``snapshot``, ``compact`` and ``lease``.
+``diff``, ``status``, ``snapshot``, ``compact``, ``lease``, ``backfill`` and ``compare``.
 
 They build on the kit in ``receipt_events.cli`` (options, output, exit statuses) and import
 the projection, and so chromadb, only inside their bodies, when they run.
@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 import typer
 
+from projections.cli.backfill_command import backfill_command
 from projections.cli.compaction_commands import compact_command
+from projections.cli.compare_command import compare_command
 from projections.cli.lease_commands import lease_app
 from projections.cli.options import OLD_SPELLINGS
 from projections.cli.projection_commands import (
@@ -41,6 +43,8 @@ def register(app: typer.Typer) -> None:
     command("digest")(digest_command)
     command("verify")(verify_command)
     command("diff")(diff_command)
+    command("backfill")(backfill_command)
+    command("compare")(compare_command)
     app.add_typer(snapshot_app, name="snapshot")
     command("compact")(compact_command)
     app.add_typer(lease_app, name="lease")

@@ -6,6 +6,7 @@ import os
 
 from receipt_events.store.event_store import DEFAULT_PAGE_SIZE, EventStore, Recorded
 from receipt_events.store.parked import ParkedRecord, ParkedResolved, parked_id_for
+from receipt_events.store.recorders import HeadMoved
 from receipt_events.store.url import (
     DEFAULT_STORE_URL,
     STORE_ENV,
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "STORE_ENV",
     "EventStore",
+    "HeadMoved",
     "ParkedRecord",
     "ParkedResolved",
     "Recorded",
@@ -45,15 +47,14 @@ def open_store(url: str | None = None) -> EventStore:
     if isinstance(target, SQLiteTarget):
         from receipt_events.store.sqlite import open_sqlite
 
-        datastore, log, parked = open_sqlite(target.path)
-        return EventStore(resolved, log, parked, close=datastore.close)
+        datastore, recorders = open_sqlite(target.path)
+        return EventStore(resolved, recorders, close=datastore.close)
     if isinstance(target, PostgresTarget):
         from receipt_events.store.postgres import open_postgres
 
-        pg_datastore, pg_log, pg_parked = open_postgres(target)
-        return EventStore(redact(resolved), pg_log, pg_parked, close=pg_datastore.close)
+        pg_datastore, pg_recorders = open_postgres(target)
+        return EventStore(redact(resolved), pg_recorders, close=pg_datastore.close)
     assert isinstance(target, MemoryTarget)
     from receipt_events.store.memory import open_memory
 
-    memory_log, memory_parked = open_memory(target.name)
-    return EventStore(resolved, memory_log, memory_parked)
+    return EventStore(resolved, open_memory(target.name))

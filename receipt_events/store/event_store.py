@@ -16,7 +16,7 @@ import msgspec
 from receipt_events.events import Event
 from receipt_events.store.mapper import MsgspecMapper
 from receipt_events.store.parked import ParkedRecord, ParkedResolved
-from receipt_events.store.recorders import DedupRecorder
+from receipt_events.store.recorders import DedupRecorder, Recorders
 
 DEFAULT_PAGE_SIZE = 1000
 
@@ -30,23 +30,27 @@ class Recorded(msgspec.Struct, frozen=True):
 
 class EventStore:
     def __init__(
-        self,
-        url: str,
-        log: DedupRecorder,
-        parked: DedupRecorder,
-        close: Callable[[], None] = lambda: None,
+        self, url: str, recorders: Recorders, close: Callable[[], None] = lambda: None
     ) -> None:
         self.url = url
-        self._log = log
-        self._parked = parked
+        self._log = recorders.log
+        self._parked = recorders.parked
+        self._progress = recorders.progress
         self._close = close
         self._mapper = MsgspecMapper()
 
     # -- the log -------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> list[int | None]:
-        """Append events in order, once each; return each one's position, None for duplicates."""
-        return _insert_once(self._log, self._mapper, events)
+    def append(
+        self, events: Sequence[Event], *, expected_head: int | None = None
+    ) -> list[int | None]:
+        """Append events in order, once each; return each one's position, None for duplicates.
+
+        With ``expected_head``, append only if the log's head is still that position, else
+        append nothing and raise :class:`HeadMoved`: a decision taken from the log up to a
+        position (the backfill's) lands only if nothing came after it in between.
+        """
+        return _insert_once(self._log, self._mapper, events, expected_head)
 
     def head(self) -> int:
         """The last position in the log, 0 when it is empty."""
@@ -106,6 +110,26 @@ class EventStore:
                 return list(waiting.values())
             after = page[-1].id
 
+    # -- progress of long commands (the backfill's resume points, markers seen) --------------
+
+    def record_progress(self, entries: Sequence[Any]) -> list[bool]:
+        """Record progress entries (once each, by identity); return which were new."""
+        return [
+            position is not None for position in _insert_once(self._progress, self._mapper, entries)
+        ]
+
+    def progress_after(self, after: int = 0) -> list[tuple[int, Any]]:
+        """Progress entries recorded after position ``after``, with their positions."""
+        entries: list[tuple[int, Any]] = []
+        while True:
+            page = self._progress.select_notifications(
+                start=after, limit=DEFAULT_PAGE_SIZE, inclusive_of_start=False
+            )
+            entries.extend((n.id, self._mapper.to_domain_event(n)) for n in page)
+            if len(page) < DEFAULT_PAGE_SIZE:
+                return entries
+            after = page[-1].id
+
     # -- lifetime ----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -124,7 +148,10 @@ class EventStore:
 
 
 def _insert_once(
-    recorder: DedupRecorder, mapper: MsgspecMapper, items: Sequence[Any]
+    recorder: DedupRecorder,
+    mapper: MsgspecMapper,
+    items: Sequence[Any],
+    expected_head: int | None = None,
 ) -> list[int | None]:
     """Insert items in order, a repeated identity within the batch counting as a duplicate."""
     first_index: dict[str, int] = {}
@@ -134,7 +161,7 @@ def _insert_once(
         if originator_id not in first_index:
             first_index[originator_id] = index
             stored.append(mapper.to_stored_event(item))
-    inserted = iter(recorder.insert_new(stored))
+    inserted = iter(recorder.insert_new(stored, expected_head=expected_head))
     positions: list[int | None] = [None] * len(items)
     for index in first_index.values():
         positions[index] = next(inserted)

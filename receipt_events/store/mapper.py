@@ -2,7 +2,8 @@
 
 The stock ``Mapper`` builds a dict from ``vars(event)``, which msgspec Structs do not have, so
 this subclass encodes the whole Struct as JSON. It keeps the library's compressor and cipher
-hooks, so a store can be compressed or encrypted without touching the events.
+hooks, so a store can be compressed or encrypted without touching the events. Events stored
+under an older schema version are upcast by topic (:func:`receipt_events.events.upcast`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.utils import resolve_topic
+
+from receipt_events.events import upcast
 
 
 class MsgspecMapper(Mapper[str]):
@@ -52,7 +55,7 @@ class MsgspecMapper(Mapper[str]):
                 state = self.cipher.decrypt(state)
             if self.compressor:
                 state = self.compressor.decompress(state)
-            return decoder.decode(state)
+            return decoder.decode(upcast(stored_event.topic, state))
         except Exception as error:
             raise MapperDeserialisationError(
                 f"stored event {stored_event.originator_id!r} (topic {stored_event.topic!r}) "

@@ -18,6 +18,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from receipt_events import faults
+from receipt_events.store.recorders import HeadMoved, Recorders
 from receipt_events.store.url import PostgresTarget
 
 
@@ -42,7 +43,9 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
         )
 
     @retry((InterfaceError, OperationalError), max_attempts=5, wait=0.2)
-    def insert_new(self, stored_events: Sequence[StoredEvent]) -> list[int | None]:
+    def insert_new(
+        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+    ) -> list[int | None]:
         if not stored_events:
             return []
         rows = [
@@ -51,6 +54,12 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
         ]
         with self.datastore.transaction(commit=True) as cursor:
             self._lock_table(cursor)
+            if expected_head is not None:  # every writer holds the table lock: no race here
+                cursor.execute(self.max_notification_id_statement)
+                row = cursor.fetchone()
+                head = (row["max"] if row else None) or 0
+                if head != expected_head:
+                    raise HeadMoved(expected_head, head)
             self._notify_channel(cursor)
             cursor.execute(self.insert_new_statement, (rows,))
             inserted = {row["originator_id"]: row["notification_id"] for row in cursor.fetchall()}
@@ -58,9 +67,7 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
         return [inserted.get(str(s.originator_id)) for s in stored_events]
 
 
-def open_postgres(
-    target: PostgresTarget,
-) -> tuple[PostgresDatastore, PostgresDedupRecorder, PostgresDedupRecorder]:
+def open_postgres(target: PostgresTarget) -> tuple[PostgresDatastore, Recorders]:
     datastore = PostgresDatastore(
         dbname=target.dbname,
         host=target.host,
@@ -80,16 +87,17 @@ def open_postgres(
     parked = PostgresDedupRecorder(
         datastore, events_table_name=f"{target.table_prefix}parked_records"
     )
+    progress = PostgresDedupRecorder(datastore, events_table_name=f"{target.table_prefix}progress")
     # Opening runs DDL (schema, composite types, tables, the library's insert function), and
     # the same DDL run by several processes at once fails ("tuple concurrently updated",
     # duplicate pg_type rows): serialise it per schema with a session advisory lock.
     lock_key = f"receipt_events.open:{target.schema}"
     try:
-        _create_tables(datastore, target, lock_key, (log, parked))
+        _create_tables(datastore, target, lock_key, (log, parked, progress))
     except BaseException:
         datastore.close()
         raise
-    return datastore, log, parked
+    return datastore, Recorders(log, parked, progress)
 
 
 def _create_tables(

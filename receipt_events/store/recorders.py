@@ -9,16 +9,30 @@ the guarantee holds across processes and restarts because the database enforces 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from eventsourcing.persistence import Notification, StoredEvent
 
 
+class HeadMoved(Exception):
+    """A conditional append found the log's head past the position it was decided at."""
+
+    def __init__(self, expected: int, head: int) -> None:
+        super().__init__(f"the log's head moved from {expected} to {head}")
+        self.expected = expected
+        self.head = head
+
+
 class DedupRecorder(Protocol):
-    def insert_new(self, stored_events: Sequence[StoredEvent]) -> list[int | None]:
+    def insert_new(
+        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+    ) -> list[int | None]:
         """Insert what is new; return each event's position, or None where it was a duplicate.
 
-        The events of one call must have distinct originator ids.
+        The events of one call must have distinct originator ids. With ``expected_head``,
+        the insert happens only if no other insert committed since the head was read: else
+        nothing is inserted and :class:`HeadMoved` is raised (optimistic concurrency).
         """
 
     def select_notifications(
@@ -32,3 +46,12 @@ class DedupRecorder(Protocol):
     ) -> Sequence[Notification]: ...
 
     def max_notification_id(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Recorders:
+    """A backend's three tables: the log, parked records, and progress of long commands."""
+
+    log: DedupRecorder
+    parked: DedupRecorder
+    progress: DedupRecorder

@@ -16,6 +16,7 @@ from eventsourcing.persistence import DatabaseError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from receipt_events import faults
+from receipt_events.store.recorders import HeadMoved, Recorders
 
 LOCK_TIMEOUT_SECONDS = 30  # other processes appending to the same file wait this long
 WAL_RETRY_SECONDS = 0.02
@@ -29,7 +30,9 @@ class SQLiteDedupRecorder(SQLiteApplicationRecorder):
             "ON CONFLICT (originator_id, originator_version) DO NOTHING"
         )
 
-    def insert_new(self, stored_events: Sequence[StoredEvent]) -> list[int | None]:
+    def insert_new(
+        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+    ) -> list[int | None]:
         if not stored_events:
             return []
         positions: list[int | None] = []
@@ -41,8 +44,26 @@ class SQLiteDedupRecorder(SQLiteApplicationRecorder):
                     (stored.originator_id, stored.originator_version, stored.topic, stored.state),
                 )
                 positions.append(raw.lastrowid if raw.rowcount == 1 else None)
+            if expected_head is not None:
+                self._check_head(raw, positions, expected_head)
             faults.point("append.before_commit")
         return positions
+
+    def _check_head(
+        self, raw: sqlite3.Cursor, positions: list[int | None], expected_head: int
+    ) -> None:
+        """Raise (rolling back) if a row committed after ``expected_head`` precedes ours.
+
+        Checked after the inserts, which hold SQLite's write lock: reading the head first,
+        in a deferred transaction, could meet a commit between the read and the write.
+        """
+        first = next((position for position in positions if position is not None), None)
+        if first is None:
+            return  # nothing inserted: nothing to order
+        raw.execute(f"SELECT MAX(rowid) FROM {self.events_table_name} WHERE rowid < ?", (first,))
+        head = raw.fetchone()[0] or 0
+        if head != expected_head:
+            raise HeadMoved(expected_head, head)
 
 
 def use_wal(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
@@ -70,8 +91,8 @@ def use_wal(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
         time.sleep(WAL_RETRY_SECONDS)
 
 
-def open_sqlite(path: str) -> tuple[SQLiteDatastore, SQLiteDedupRecorder, SQLiteDedupRecorder]:
-    """Open (creating if needed) the log and parked tables in one SQLite file.
+def open_sqlite(path: str) -> tuple[SQLiteDatastore, Recorders]:
+    """Open (creating if needed) the log, parked and progress tables in one SQLite file.
 
     A file that is not a SQLite database, or one that stays locked, is a ``DatabaseError``
     naming the file (a ``PersistenceError``, so the CLI reports it and the Lambda retries).
@@ -86,8 +107,9 @@ def open_sqlite(path: str) -> tuple[SQLiteDatastore, SQLiteDedupRecorder, SQLite
         )
         log = SQLiteDedupRecorder(datastore, "events")
         parked = SQLiteDedupRecorder(datastore, "parked_records")
-        log.create_table()
-        parked.create_table()
+        progress = SQLiteDedupRecorder(datastore, "progress")
+        for recorder in (log, parked, progress):
+            recorder.create_table()
     except sqlite3.DatabaseError as error:
         raise DatabaseError(f"{file}: {error}") from error
-    return datastore, log, parked
+    return datastore, Recorders(log, parked, progress)

@@ -15,7 +15,7 @@ from tests.support.postgres import postgres_connect
 
 pytestmark = pytest.mark.postgres
 
-TABLES = {"receipt_events", "receipt_parked_records"}
+TABLES = {"receipt_events", "receipt_parked_records", "receipt_progress"}
 
 
 def url_for(server: str, schema: str, **options: str) -> str:
@@ -84,7 +84,11 @@ def test_stores_with_different_table_prefixes_in_one_schema_are_isolated(
         default.append(numbered("d", 2))
         assert other.head() == 0
         assert other.append(numbered("d", 2)) == [1, 2]
-    assert tables_in(postgres_schema) == TABLES | {"other_events", "other_parked_records"}
+    assert tables_in(postgres_schema) == TABLES | {
+        "other_events",
+        "other_parked_records",
+        "other_progress",
+    }
 
 
 def connections_named(application_name: str) -> int:

@@ -19,7 +19,7 @@ OPENERS = 6
 
 def _open_when_released(path: str, start: object) -> None:
     start.wait(timeout=60)  # type: ignore[attr-defined]
-    datastore, _log, _parked = open_sqlite(path)
+    datastore, _recorders = open_sqlite(path)
     datastore.close()
 
 

@@ -8,7 +8,7 @@ produces its own stream. Generated redeliveries are not writes and are left out.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,9 +74,13 @@ class ReceiptTable:
 
     def write(self, history: History, start: int = 0, stop: int | None = None) -> int:
         """Replay ``history.records[start:stop]`` as the app's writes; returns writes made."""
-        made = 0
         stop = len(history.records) if stop is None else stop
-        for index in range(start, stop):
+        return self.write_records(history, range(start, stop))
+
+    def write_records(self, history: History, indices: Iterable[int]) -> int:
+        """Replay the history's records at ``indices`` (in that order) as the app's writes."""
+        made = 0
+        for index in indices:
             if history.intents[index] == "redelivery":
                 continue  # not a write: DynamoDB makes its own stream
             record = history.records[index]

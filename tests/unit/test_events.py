@@ -10,8 +10,12 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from receipt_events.events import (
     EVENT_TYPES,
+    RECEIPT_EVENT_TYPES,
     TOPICS,
+    V1_TOPICS,
+    BackfillSource,
     DomainEvent,
+    EmbeddingsAdopted,
     EmbeddingsPublished,
     Event,
     EventSource,
@@ -22,11 +26,14 @@ from receipt_events.events import (
     WordLabelRemoved,
     WordLabelSet,
     WordRemoved,
+    backfill_originator_id,
     event_to_dict,
     json_schema,
     stream_originator_id,
+    upcast,
 )
 from receipt_events.keys import LineKey, ReceiptKey, WordKey
+from receipt_events.store.mapper import MsgspecMapper
 
 SOURCE = EventSource(
     event_id="c81e728d9d4c2f636f067f89cc14862c",
@@ -79,21 +86,25 @@ NAMES = [
 ]
 
 
-def test_samples_cover_every_event_type() -> None:
-    assert [type(e) for e in SAMPLES] == list(EVENT_TYPES)
-    assert [cls.__name__ for cls in EVENT_TYPES] == NAMES
+def test_samples_cover_every_receipt_event_type() -> None:
+    assert [type(e) for e in SAMPLES] == list(RECEIPT_EVENT_TYPES)
+    assert [cls.__name__ for cls in RECEIPT_EVENT_TYPES] == NAMES
+    assert list(EVENT_TYPES) == [*RECEIPT_EVENT_TYPES, EmbeddingsAdopted]
 
 
-@pytest.mark.parametrize("cls", EVENT_TYPES, ids=NAMES)
+@pytest.mark.parametrize("cls", RECEIPT_EVENT_TYPES, ids=NAMES)
 def test_topic_names_the_class_and_version_and_is_registered(cls: type[DomainEvent]) -> None:
-    topic = f"receipt_events.{cls.__name__}.v1"
+    topic = f"receipt_events.{cls.__name__}.v2"
     assert cls.topic() == topic
     assert TOPICS[topic] is cls
     assert resolve_topic(topic) is cls
 
 
 def test_topics_hold_exactly_the_event_types() -> None:
-    assert sorted(TOPICS) == sorted(f"receipt_events.{name}.v1" for name in NAMES)
+    assert sorted(TOPICS) == sorted(
+        [*(f"receipt_events.{name}.v2" for name in NAMES), "receipt_events.EmbeddingsAdopted.v1"]
+    )
+    assert sorted(V1_TOPICS) == sorted(f"receipt_events.{name}.v1" for name in NAMES)
 
 
 def test_module_topic_of_a_class_is_distinct_from_its_store_topic() -> None:
@@ -104,14 +115,23 @@ def test_module_topic_of_a_class_is_distinct_from_its_store_topic() -> None:
 
 def test_json_schema_discriminates_on_type_with_one_definition_per_event() -> None:
     schema = json_schema()
-    mapping = {name: f"#/$defs/{name}" for name in NAMES}
+    mapping = {name: f"#/$defs/{name}" for name in [*NAMES, "EmbeddingsAdopted"]}
     assert schema["discriminator"] == {"propertyName": "type", "mapping": mapping}
     assert schema["anyOf"] == [{"$ref": ref} for ref in mapping.values()]
-    assert set(schema["$defs"]) == {*NAMES, "EventSource"}
+    assert set(schema["$defs"]) == {*NAMES, "EmbeddingsAdopted", "EventSource", "BackfillSource"}
     for name in NAMES:
         definition = schema["$defs"][name]
         assert definition["properties"]["type"] == {"enum": [name]}
-        assert definition["properties"]["source"] == {"$ref": "#/$defs/EventSource"}
+        assert definition["properties"]["source"] == {
+            "anyOf": [{"$ref": "#/$defs/EventSource"}, {"$ref": "#/$defs/BackfillSource"}],
+            "discriminator": {
+                "propertyName": "origin",
+                "mapping": {
+                    "stream": "#/$defs/EventSource",
+                    "backfill": "#/$defs/BackfillSource",
+                },
+            },
+        }
         assert {"type", "source", "image_id", "receipt_id"} <= set(definition["required"])
 
 
@@ -122,6 +142,7 @@ def test_json_schema_lists_validation_statuses_and_source_fields() -> None:
         "default": "NONE",
     }
     assert set(defs["EventSource"]["required"]) == {
+        "origin",
         "event_id",
         "event_name",
         "sequence_number",
@@ -151,8 +172,9 @@ def test_builtins_round_trip_and_the_tag_comes_first(event: DomainEvent) -> None
     data = event_to_dict(event)  # type: ignore[arg-type]
     assert next(iter(data)) == "type"
     assert data["type"] == type(event).__name__
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["source"] == {
+        "origin": "stream",
         "event_id": "c81e728d9d4c2f636f067f89cc14862c",
         "event_name": "MODIFY",
         "sequence_number": "111100000000000000000001",
@@ -166,8 +188,9 @@ def test_event_json_is_exact() -> None:
     event = LineRemoved(**COMMON, line_id=3)
     assert msgspec.json.decode(msgspec.json.encode(event)) == {
         "type": "LineRemoved",
-        "schema_version": 1,
+        "schema_version": 2,
         "source": {
+            "origin": "stream",
             "event_id": "c81e728d9d4c2f636f067f89cc14862c",
             "event_name": "MODIFY",
             "sequence_number": "111100000000000000000001",
@@ -233,3 +256,66 @@ def test_derived_keys_of_events() -> None:
 def test_events_are_immutable() -> None:
     with pytest.raises(AttributeError):
         SAMPLES[5].receipt_id = 2  # type: ignore[misc]
+
+
+BACKFILL = BackfillSource(via="scan", table="receipts", read_at=1714521600.25)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=NAMES)
+def test_a_backfilled_event_is_identified_by_its_item(event: DomainEvent) -> None:
+    backfilled = msgspec.structs.replace(event, source=BACKFILL)
+    assert backfilled.originator_id == f"fill:{event.pk}|{event.sk}"
+    assert backfilled.originator_id == backfill_originator_id(event.pk, event.sk)
+    assert not backfilled.streamed
+    assert event.streamed
+    again = msgspec.json.decode(msgspec.json.encode(backfilled), type=Event)
+    assert again == backfilled
+    assert event_to_dict(backfilled)["source"] == {  # type: ignore[arg-type]
+        "origin": "backfill",
+        "via": "scan",
+        "table": "receipts",
+        "read_at": 1714521600.25,
+        "export_id": None,
+    }
+
+
+def _as_version_1(event: DomainEvent) -> bytes:
+    """The JSON version 1 wrote for an event: no source tag, schema_version 1."""
+    data = event_to_dict(event)  # type: ignore[arg-type]
+    data["schema_version"] = 1
+    del data["source"]["origin"]
+    return msgspec.json.encode(data)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=NAMES)
+def test_a_version_1_event_is_upcast_when_read(event: DomainEvent) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    old = _as_version_1(event)
+    topic = f"receipt_events.{type(event).__name__}.v1"
+    assert msgspec.json.decode(upcast(topic, old)) == event_to_dict(event)  # type: ignore[arg-type]
+    stored = StoredEvent(event.originator_id, 1, topic, old)
+    assert MsgspecMapper().to_domain_event(stored) == event
+    assert upcast(type(event).topic(), b"unchanged") == b"unchanged"
+
+
+def test_an_upcast_refuses_a_version_1_topic_with_other_json() -> None:
+    with pytest.raises(ValueError, match="does not start as version 1 events do"):
+        upcast("receipt_events.LineRemoved.v1", b'{"type":"LineRemoved","schema_version":2}')
+
+
+def test_the_embeddings_baseline_is_identified_by_its_content() -> None:
+    adopted = EmbeddingsAdopted(
+        source=BackfillSource(via="snapshot", table="receipts", read_at=1.5),
+        snapshot="s3://old/chromadb",
+        lines_delta="baseline/ab/lines",
+        words_delta=None,
+        digest="sha256:ab",
+    )
+    assert adopted.originator_id == "fill:RECEIPT_EVENTS#BASELINE|sha256:ab"
+    assert EmbeddingsAdopted.topic() == "receipt_events.EmbeddingsAdopted.v1"
+    assert TOPICS[EmbeddingsAdopted.topic()] is EmbeddingsAdopted
+    assert not adopted.streamed
+    data = msgspec.json.encode(adopted)
+    assert msgspec.json.decode(data, type=Event) == adopted
+    assert event_to_dict(adopted)["type"] == "EmbeddingsAdopted"

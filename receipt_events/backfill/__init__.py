@@ -1,0 +1,1 @@
+"""Adopting an existing table: its current items become events (SPEC §11)."""
