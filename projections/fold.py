@@ -257,14 +257,15 @@ class Fold:
             view.removed.discard(tombstone)  # the stream embedded the receipt again
         for record in delta.records:
             key = (collection, record.id)
-            if backfilled and (key in view.removed or tombstone in view.removed):
-                continue  # an adopted run predates the stream's removal of this record
+            if backfilled and not self._adoptable(view, key, tombstone):
+                continue
             view.removed.discard(key)
             view.records[key] = RecordState(
                 run_id=event.run_id,
                 document=record.document,
                 delta_metadata=record.metadata,
                 embedding_sha=hashlib.sha256(record.embedding).hexdigest(),
+                adopted=backfilled,
             )
             self.fresh[key] = record
             self._touch(receipt, key)
@@ -278,12 +279,8 @@ class Fold:
         )
 
     def _adopt(self, event: EmbeddingsAdopted, position: int) -> None:
-        """Merge the baseline's records of every receipt the log has not yet spoken for.
-
-        A receipt that already has records (a run merged before the baseline in the log), or
-        that the stream removed, keeps what the log says; a line or word the stream removed
-        stays removed. Everything else comes from the old system's snapshot.
-        """
+        """Merge the baseline's records where the log has not spoken for them (see
+        :meth:`_adoptable`): everything else comes from the old system's snapshot."""
         deltas = self._load_baseline(event, position)  # may raise, before any change
         by_receipt: dict[ReceiptId, list[tuple[CollectionName, ChromaRecord]]] = {}
         for delta in deltas:
@@ -295,17 +292,17 @@ class Fold:
         run_id = baseline_run_id(event)
         for receipt in sorted(by_receipt):
             view = self._view(receipt)
-            if view.records or receipt_tombstone(*receipt) in view.removed:
-                continue
+            tombstone = receipt_tombstone(*receipt)
             for collection, record in by_receipt[receipt]:
                 key = (collection, record.id)
-                if key in view.removed:
+                if not self._adoptable(view, key, tombstone):
                     continue
                 view.records[key] = RecordState(
                     run_id=run_id,
                     document=record.document,
                     delta_metadata=record.metadata,
                     embedding_sha=hashlib.sha256(record.embedding).hexdigest(),
+                    adopted=True,
                 )
                 self.fresh[key] = record
                 self._touch(receipt, key)
@@ -323,6 +320,15 @@ class Fold:
                     position,
                 )
             )
+
+    @staticmethod
+    def _adoptable(view: ReceiptView, key: RecordKey, tombstone: RecordKey) -> bool:
+        """Whether an adopted record (the baseline's, a backfilled run's) may be merged: not
+        when the stream removed it or its receipt, nor over a record a streamed run wrote."""
+        if key in view.removed or tombstone in view.removed:
+            return False
+        held = view.records.get(key)
+        return held is None or held.adopted
 
     def _load_baseline(self, event: EmbeddingsAdopted, position: int) -> list[Delta]:
         run_id = baseline_run_id(event)

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE TABLE IF NOT EXISTS records (
     collection TEXT, id TEXT, image_id TEXT NOT NULL, receipt_id INTEGER NOT NULL,
     run_id TEXT NOT NULL, document TEXT, metadata TEXT NOT NULL, embedding_sha TEXT NOT NULL,
+    adopted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (collection, id));
 CREATE INDEX IF NOT EXISTS records_by_receipt ON records (image_id, receipt_id);
 CREATE TABLE IF NOT EXISTS deltas (
@@ -71,6 +72,7 @@ class RecordState(msgspec.Struct, frozen=True):
     document: str | None
     delta_metadata: dict[str, Any]
     embedding_sha: str
+    adopted: bool = False  # from the baseline or a backfilled run: a streamed run's replaces it
 
 
 class MergedDelta(msgspec.Struct, frozen=True):
@@ -136,6 +138,7 @@ class ProjectionState:
         self._db.execute("PRAGMA synchronous=FULL")
         self._rename_table("parked_deltas", "held_deltas")  # the name before 0.2
         self._db.executescript(_SCHEMA)
+        self._add_column("records", "adopted INTEGER NOT NULL DEFAULT 0")  # since 0.3
         version = self.get_meta("projection_version")
         if version is None:
             self.set_meta("projection_version", PROJECTION_VERSION)
@@ -153,6 +156,13 @@ class ProjectionState:
         }
         if old in tables and new not in tables:
             self._db.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    def _add_column(self, table: str, definition: str) -> None:
+        """Carry a state file written before a column existed over to the current schema."""
+        name = definition.split()[0]
+        columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        if name not in columns:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
 
     # -- meta ------------------------------------------------------------------------
 
@@ -203,13 +213,13 @@ class ProjectionState:
             view.labels.setdefault((line_id, word_id), {})[label] = LabelState(
                 label, status, proposed_by, added, position
             )
-        for collection, record_id, run_id, document, metadata, embedding_sha in self._db.execute(
-            "SELECT collection, id, run_id, document, metadata, embedding_sha FROM records "
-            "WHERE image_id = ? AND receipt_id = ?",
+        for collection, record_id, run_id, document, metadata, sha, adopted in self._db.execute(
+            "SELECT collection, id, run_id, document, metadata, embedding_sha, adopted "
+            "FROM records WHERE image_id = ? AND receipt_id = ?",
             key,
         ):
             view.records[(collection, record_id)] = RecordState(
-                run_id, document, msgspec.json.decode(metadata), embedding_sha
+                run_id, document, msgspec.json.decode(metadata), sha, bool(adopted)
             )
         view.removed.update(
             self._db.execute(
@@ -315,7 +325,7 @@ class ProjectionState:
             ],
         )
         self._db.executemany(
-            "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     collection,
@@ -325,6 +335,7 @@ class ProjectionState:
                     record.document,
                     msgspec.json.encode(record.delta_metadata).decode(),
                     record.embedding_sha,
+                    int(record.adopted),
                 )
                 for (collection, record_id), record in view.records.items()
             ],

@@ -95,12 +95,20 @@ class _Side:
         return self.chroma.collection(name) if name in self.names else None
 
 
-def compare_directories(ours: Path, theirs: Path, *, page_size: int = DUMP_PAGE_SIZE) -> Comparison:
-    """Compare the ``lines`` and ``words`` records of two Chroma (or snapshot) directories."""
+def compare_directories(
+    ours: Path,
+    theirs: Path,
+    *,
+    page_size: int = DUMP_PAGE_SIZE,
+    collections: tuple[CollectionName, ...] = COLLECTIONS,
+) -> Comparison:
+    """Compare the ``lines`` and ``words`` records (or only ``collections``) of two Chroma (or
+    snapshot) directories. The old system keeps one directory per collection: compare each
+    with ``collections=("lines",)`` or ``("words",)``."""
     with ExitStack() as stack:
         mine = _open_side(stack, ours)
         other = mine if _chroma_path(theirs) == mine.path else _open_side(stack, theirs)
-        comparisons = [_compare_collection(name, mine, other, page_size) for name in COLLECTIONS]
+        comparisons = [_compare_collection(name, mine, other, page_size) for name in collections]
     return _combine(comparisons)
 
 

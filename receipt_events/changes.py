@@ -45,6 +45,8 @@ from receipt_events.keys import (
 from receipt_events.markers import MarkerKey, MarkerSeen
 from receipt_events.records import StreamRecord
 
+TOUCH_ATTRIBUTE = "receipt_events_touch"  # set by `backfill --touch`, never read as a field
+
 
 class ChangeError(ValueError):
     """A record whose content cannot be turned into an event (it is parked with this reason)."""
@@ -91,15 +93,28 @@ def detect(record: StreamRecord) -> Detected:
         return Skipped(entity.kind)
     if isinstance(entity, ReceiptKey | LineKey | WordKey):
         return _removal(entity, record.source) if name == "REMOVE" else Skipped(entity.kind)
+    touched = name == "MODIFY" and touched_by_backfill(record)
     if isinstance(entity, CompactionRunKey):
-        if name != "INSERT":
+        if name != "INSERT" and not touched:
             return Skipped(entity.kind)  # status MODIFYs are the projection's outputs, not inputs
     elif name == "REMOVE":
         return _item_removed(entity, record.source)
     detected = item_event(entity, _new_image(record, entity.kind), record.source, "NewImage")
-    if name == "MODIFY" and _same_as_before(entity, record, detected):
+    if name == "MODIFY" and not touched and _same_as_before(entity, record, detected):
         return Unchanged(entity.kind)
     return detected
+
+
+def touched_by_backfill(record: StreamRecord) -> bool:
+    """Whether a MODIFY is a backfill's touch (``backfill --touch``): its NewImage carries the
+    item's whole current state, so it becomes an event even though no relevant field changed.
+    """
+    if record.new_image is None or TOUCH_ATTRIBUTE.encode() not in record.new_image:
+        return False  # the cheap test first: most records never carry the attribute
+    new = _json_object(record.new_image)
+    old = _json_object(record.old_image) if record.old_image is not None else {}
+    stamp = new.get(TOUCH_ATTRIBUTE) if isinstance(new, dict) else None
+    return stamp is not None and (not isinstance(old, dict) or old.get(TOUCH_ATTRIBUTE) != stamp)
 
 
 def item_event(

@@ -30,6 +30,7 @@ from receipt_events.store import EventStore, ParkedRecord, ParkedResolved, parke
 from receipt_events.store.parked import Resolution
 
 DEFAULT_BATCH_SIZE = 500
+BACKFILL_ORIGIN = "backfill:"  # the origin of rows a backfill parked
 BACKFILLED = 10**MAX_SEQUENCE_NUMBER_DIGITS  # above any SequenceNumber we accept
 _EXPECTED_ERRORS = (RecordFormatError, AttributeValueError, KeyFormatError, ChangeError)
 
@@ -211,6 +212,14 @@ def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> Red
     outcomes: Counter[Resolution] = Counter()
     for record in waiting:
         summary.retried += 1
+        if record.origin.startswith(BACKFILL_ORIGIN):
+            # a row a backfill read, not a stream record: the backfill retries it
+            summary.still_parked += 1
+            summary.errors[record.parked_id] = (
+                f"{record.error} (a row the backfill read: run `receipt-events backfill` "
+                "again to retry it)"
+            )
+            continue
         outcome = classify(InputRecord(record.origin, record.payload))
         if isinstance(outcome, ParkedRecord):
             summary.still_parked += 1

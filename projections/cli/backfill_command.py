@@ -61,6 +61,16 @@ EmbeddingsOption = Annotated[
         "--deltas (baseline/<digest>/) and appended before the compaction runs.",
     ),
 ]
+TouchOption = Annotated[
+    bool,
+    typer.Option(
+        "--touch",
+        help="The exact mode: instead of appending a row, touch its item in the table (one "
+        "write per item the log lacks) so its own stream record brings its state. No "
+        "barrier and no timing assumption; costs a write per item and wakes every other "
+        "consumer of the stream.",
+    ),
+]
 ProgressOption = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Show a progress line on a terminal.")
 ]
@@ -72,6 +82,7 @@ def backfill_command(
     segments: SegmentsOption = 4,
     settle: SettleOption = 30.0,
     embeddings: EmbeddingsOption = None,
+    touch: TouchOption = False,
     deltas: DeltasOption = ".",
     page_rows: PageRowsOption = None,
     store: StoreOption = None,
@@ -96,7 +107,12 @@ def backfill_command(
     if table is None and export is None:
         fail("say which rows to adopt: --table NAME (a Scan) or --export URL (an export)")
     options = BackfillOptions(
-        table=table, export=export, segments=segments, settle=settle, page_rows=page_rows
+        table=table,
+        export=export,
+        segments=segments,
+        settle=settle,
+        page_rows=page_rows,
+        touch=touch,
     )
     sources = DeltaSources(deltas)
     started = time.monotonic()
@@ -128,6 +144,7 @@ def backfill_command(
         "skipped_by_kind": dict(sorted(summary.skipped_by_kind.items())),
         "parked": summary.parked,
         "runs_appended": summary.runs_appended,
+        "touched": summary.touched,
         "head": summary.head,
         "job": summary.job,
         "pass": summary.run,

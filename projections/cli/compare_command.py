@@ -9,7 +9,7 @@ imported when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
@@ -19,6 +19,7 @@ from receipt_events.cli.options import JsonOption
 from receipt_events.cli.output import console, emit_json
 
 if TYPE_CHECKING:
+    from receipt_chroma.client import CollectionName
     from receipt_chroma.compare import Comparison
 
 KINDS = ("same", "only_ours", "only_theirs", "differing")
@@ -37,6 +38,14 @@ def compare_command(
             help="Their side: e.g. the old system's Chroma directory (no projection state needed)."
         ),
     ],
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            "--collection",
+            help="Compare only this collection (lines or words): the old system keeps one "
+            "Chroma directory per collection.",
+        ),
+    ] = None,
     json: JsonOption = False,
     limit: Annotated[
         int,
@@ -52,8 +61,13 @@ def compare_command(
     """
     from receipt_chroma.compare import ChangedDuringComparison, CompareError, compare_directories
 
+    if collection not in (None, "lines", "words"):
+        fail(f"--collection must be 'lines' or 'words', not {collection!r}")
+    names: tuple[CollectionName, ...] = (
+        ("lines", "words") if collection is None else (cast("CollectionName", collection),)
+    )
     try:
-        comparison = compare_directories(ours, theirs)
+        comparison = compare_directories(ours, theirs, collections=names)
     except ChangedDuringComparison as error:
         fail(str(error), EXIT_CHECK_FAILED)
     except CompareError as error:

@@ -7,6 +7,7 @@ clients passed in.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from receipt_events.backfill.errors import BackfillError, StreamNotReady
 from receipt_events.backfill.run import BackfillSummary, DeltaCheck, Progress, backfill
 from receipt_events.backfill.sources import EXPORT_FUZZ_SECONDS, RowSource, ScanSource
 from receipt_events.backfill.table import check_stream
+from receipt_events.backfill.touch import Toucher
 from receipt_events.events import EmbeddingsAdopted
 from receipt_events.store import EventStore
 
@@ -32,6 +34,7 @@ class BackfillOptions(msgspec.Struct, kw_only=True):
     settle: float = DEFAULT_SETTLE_SECONDS
     page_rows: int | None = None  # Scan's Limit (tests use small pages to have many)
     export_fuzz: float = EXPORT_FUZZ_SECONDS  # how far an export's point in time is fuzzy
+    touch: bool = False  # the exact mode: touch items instead of appending them
 
 
 def run_backfill(
@@ -60,14 +63,15 @@ def run_backfill(
     if options.export is not None:
         _check_stream_before_export(stream_label, source)
     adopted = baseline(source.table) if baseline is not None else None
-    barrier = Barrier(dynamodb, source.table, store, job=source.job, settle=options.settle)
+    stamp = f"{source.job}#{time.time_ns()}"  # differs from any earlier touch's value
     return backfill(
         store,
         source,
-        barrier,
+        Barrier(dynamodb, source.table, store, job=source.job, settle=options.settle),
         delta_check=delta_check,
         on_progress=on_progress,
         baseline=adopted,
+        toucher=Toucher(dynamodb, source.table, stamp) if options.touch else None,
     )
 
 

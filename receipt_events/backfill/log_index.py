@@ -2,23 +2,19 @@
 
 The backfill's rule (SPEC §11, docs/backfill.md): a row is appended only if the log holds no
 event for its item, where a removal covers what lies under it (a receipt's removal: every
-place, label and run of that receipt; a line's or word's removal: the labels under it), and a
-compaction run also yields to any run of its receipt that came through the stream (a newer
-embedding of that receipt).
+place, label and run of that receipt; a line's or word's removal: the labels under it). Whether
+an adopted run's records may replace records a streamed run wrote is the projection's call,
+record by record (docs/projection.md), not the backfill's.
 """
 
 from __future__ import annotations
 
 from receipt_events.events import (
     EmbeddingsAdopted,
-    EmbeddingsPublished,
     Event,
     LineRemoved,
-    PlaceChanged,
-    PlaceRemoved,
     ReceiptEvent,
     ReceiptRemoved,
-    WordLabelRemoved,
     WordLabelSet,
     WordRemoved,
 )
@@ -37,7 +33,6 @@ class LogIndex:
         self.position = 0
         self._items: set[str] = set()
         self._removed: set[str] = set()  # receipts, lines and words the stream removed
-        self._streamed_runs: set[str] = set()  # receipts with a run from the stream
 
     def catch_up(self, store: EventStore) -> int:
         """Read every event after :attr:`position`; return the new position (the head)."""
@@ -53,8 +48,6 @@ class LogIndex:
             return  # the projection decides the baseline per receipt
         if isinstance(event, ReceiptRemoved | LineRemoved | WordRemoved):
             self._removed.add(item)
-        elif isinstance(event, EmbeddingsPublished) and event.streamed:
-            self._streamed_runs.add(_item(event.pk, event.receipt.sk))
 
     def supersedes(self, event: ReceiptEvent) -> bool:
         """Whether the log already speaks for this row's item (so the row must not land)."""
@@ -63,14 +56,10 @@ class LogIndex:
         receipt = _item(event.pk, event.receipt.sk)
         if receipt in self._removed:
             return True
-        if isinstance(event, EmbeddingsPublished):
-            return receipt in self._streamed_runs
         if isinstance(event, WordLabelSet):
             line = LineKey(event.image_id, event.receipt_id, event.line_id)
             return (
                 _item(event.pk, line.sk) in self._removed
                 or _item(event.pk, event.word.sk) in self._removed
             )
-        # PlaceChanged; a row never becomes a removal or WordLabelRemoved
-        assert isinstance(event, PlaceChanged | PlaceRemoved | WordLabelRemoved)
-        return False
+        return False  # a place or a run: only its own item, or its receipt's removal

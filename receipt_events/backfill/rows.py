@@ -15,6 +15,7 @@ import msgspec
 from receipt_events.attributes import AttributeValueError, decode_item
 from receipt_events.changes import ChangeError, Skipped, item_event
 from receipt_events.events import BackfillSource, EmbeddingsPublished, ReceiptEvent
+from receipt_events.ingest import BACKFILL_ORIGIN
 from receipt_events.keys import KeyFormatError, parse_key
 from receipt_events.store import ParkedRecord
 
@@ -47,7 +48,7 @@ def park_row(row: dict[str, Any], source: BackfillSource, error: str) -> ParkedR
     )
     return ParkedRecord(
         parked_id=parked_id,
-        origin=f"backfill:{source.via}:{source.table}",
+        origin=f"{BACKFILL_ORIGIN}{source.via}:{source.table}",
         error=error,
         payload=payload,
     )

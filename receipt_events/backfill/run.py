@@ -32,6 +32,7 @@ from receipt_events.backfill.progress import (
 )
 from receipt_events.backfill.rows import merge_order, park_row, row_outcome
 from receipt_events.backfill.sources import Page, RowSource
+from receipt_events.backfill.touch import Toucher
 from receipt_events.changes import Skipped
 from receipt_events.events import (
     BackfillSource,
@@ -39,7 +40,8 @@ from receipt_events.events import (
     EmbeddingsPublished,
     ReceiptEvent,
 )
-from receipt_events.store import EventStore, HeadMoved, ParkedRecord
+from receipt_events.ingest import BACKFILL_ORIGIN
+from receipt_events.store import EventStore, HeadMoved, ParkedRecord, ParkedResolved
 
 MAX_PENDING_PAGES = 64  # pages read ahead (queued, and waiting at the barrier), each way
 APPEND_ATTEMPTS = 100
@@ -60,6 +62,7 @@ class BackfillSummary(msgspec.Struct, kw_only=True):
     skipped: int = 0
     skipped_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
     runs_appended: int = 0
+    touched: int = 0  # --touch: items touched (their stream records bring them)
     settle_s: float = 0.0  # time spent waiting at the barrier with nothing left to read
     baseline: str | None = None  # what became of the embeddings baseline, if one was given
     head: int = 0
@@ -85,8 +88,14 @@ def backfill(
     on_progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
     baseline: EmbeddingsAdopted | None = None,
+    toucher: Toucher | None = None,
 ) -> BackfillSummary:
     """Adopt every row of ``source`` that the log does not already speak for (SPEC §11).
+
+    With a ``toucher``, the places and labels the log lacks are touched in the table instead
+    of appended, so their own stream records bring them (the exact mode, no barrier per
+    page); compaction runs are still appended, behind one barrier: whether a run yields to a
+    newer run of its receipt is a question across items, which a touch cannot order.
 
     The embeddings ``baseline``, if any, is appended first (once: its identity is its
     content), so it precedes every run the backfill adopts.
@@ -94,7 +103,7 @@ def backfill(
     now = clock or time.monotonic
     checkpoint = load_checkpoint(store, source.job)
     summary = BackfillSummary(job=source.job, run=checkpoint.run, resumed=checkpoint.resumed)
-    deciding = _Decider(store, source, checkpoint, summary)
+    deciding = _Decider(store, source, checkpoint, summary, toucher)
     if baseline is not None:
         (position,) = store.append([baseline])
         summary.baseline = "appended" if position is not None else "already in the log"
@@ -128,7 +137,10 @@ def backfill(
             if isinstance(item, _Done):
                 reading -= 1
             elif isinstance(item, Page):
-                pending.append((item, barrier.mark()))
+                if toucher is not None:
+                    deciding.page(item)
+                else:
+                    pending.append((item, barrier.mark()))
             while pending and barrier.passed(pending[0][1], pending[0][0].read_at):
                 page, marker = pending.popleft()
                 deciding.page(page)
@@ -142,10 +154,26 @@ def backfill(
                 on_progress(summary, waiting)
     finally:
         stop.set()
+    if toucher is not None and checkpoint.runs:
+        started = now()
+        _wait(barrier, deciding.last_run_read_at(), summary, on_progress)
+        summary.settle_s += now() - started
     deciding.runs(delta_check)
     store.record_progress([PassFinished(job=source.job, run=checkpoint.run)])
     summary.head = store.head()
     return summary
+
+
+def _wait(
+    barrier: Barrier, read_at: float, summary: BackfillSummary, on_progress: Progress | None
+) -> None:
+    """Wait at the barrier for rows read at ``read_at`` (the runs, in the touch mode)."""
+    marker = barrier.mark()
+    while not barrier.passed(marker, read_at):
+        if on_progress is not None:
+            on_progress(summary, barrier.waiting_for(marker, read_at))
+        time.sleep(POLL_SECONDS)
+    barrier.forget(marker)
 
 
 def _read_part(
@@ -174,9 +202,20 @@ class _Decider:
     """Decides pages (and finally the runs) against the log, and checkpoints them."""
 
     def __init__(
-        self, store: EventStore, source: RowSource, checkpoint: Checkpoint, summary: BackfillSummary
+        self,
+        store: EventStore,
+        source: RowSource,
+        checkpoint: Checkpoint,
+        summary: BackfillSummary,
+        toucher: Toucher | None = None,
     ) -> None:
+        self._toucher = toucher
         self._store = store
+        self._parked_rows = {  # rows an earlier pass parked: resolved once they land
+            record.parked_id
+            for record in store.parked_records()
+            if record.origin.startswith(BACKFILL_ORIGIN)
+        }
         self._source = source
         self._checkpoint = checkpoint
         self._summary = summary
@@ -198,7 +237,7 @@ class _Decider:
                 runs.append(msgspec.json.encode({"read_at": page.read_at, "Item": row}))
             else:
                 events.append(outcome)
-        appended, superseded = self._append(events)
+        appended, superseded = self._touch(events) if self._toucher else self._append(events)
         newly_parked = sum(self._store.park(parked)) if parked else 0
         cursor = self._checkpoint.cursor(page.part)
         cursor.pages += 1
@@ -229,6 +268,9 @@ class _Decider:
             summary.skipped += count
             summary.skipped_by_kind[kind] = summary.skipped_by_kind.get(kind, 0) + count
 
+    def last_run_read_at(self) -> float:
+        return float(max(msgspec.json.decode(kept)["read_at"] for kept in self._checkpoint.runs))
+
     def runs(self, delta_check: DeltaCheck | None) -> None:
         """Append the pass's compaction runs in the old system's merge order."""
         ordered: list[tuple[tuple[Any, ...], EmbeddingsPublished]] = []
@@ -247,7 +289,8 @@ class _Decider:
         ordered.sort(key=lambda pair: pair[0])
         events = [event for _, event in ordered]
         for start in range(0, len(events), RUN_BATCH):
-            appended, superseded = self._append(events[start : start + RUN_BATCH])
+            batch = events[start : start + RUN_BATCH]
+            appended, superseded = self._append(batch)
             self._summary.appended += appended
             self._summary.runs_appended += appended
             self._summary.superseded += superseded
@@ -260,17 +303,52 @@ class _Decider:
             head = self._index.catch_up(self._store)
             fresh = [event for event in events if not self._index.supersedes(event)]
             if not fresh:
+                self._resolve_parked(events, set())
                 return 0, len(events)
             try:
                 positions = self._store.append(fresh, expected_head=head)
             except HeadMoved:
                 continue  # a stream event came in between: decide again from the new head
-            appended = sum(position is not None for position in positions)
-            return appended, len(events) - appended
+            landed = {
+                event.originator_id
+                for event, position in zip(fresh, positions, strict=True)
+                if position is not None
+            }
+            self._resolve_parked(events, landed)
+            return len(landed), len(events) - len(landed)
         raise BackfillStopped(
             f"the log moved on {APPEND_ATTEMPTS} times while a page was being appended; "
             "run backfill again (it continues from its checkpoint)"
         )
+
+    def _resolve_parked(self, events: Sequence[ReceiptEvent], landed: set[str]) -> None:
+        """Rows an earlier pass parked that this one could read are no longer parked: each
+        was appended now (its identity in ``landed``) or the log already had its item."""
+        if not self._parked_rows:
+            return
+        resolved = [
+            ParkedResolved(
+                parked_id=parked_id,
+                outcome="appended" if event.originator_id in landed else "superseded",
+            )
+            for event in events
+            if (parked_id := f"fill:{event.pk}|{event.sk}") in self._parked_rows
+        ]
+        if resolved:
+            self._store.resolve_parked(resolved)
+            self._parked_rows.difference_update(entry.parked_id for entry in resolved)
+
+    def _touch(self, events: Sequence[ReceiptEvent]) -> tuple[int, int]:
+        """Touch the items the log lacks, in order; nothing is appended here."""
+        assert self._toucher is not None
+        self._index.catch_up(self._store)
+        touched = 0
+        for event in events:
+            if not self._index.supersedes(event) and self._toucher.touch(event):
+                touched += 1
+        self._summary.touched += touched
+        self._resolve_parked(events, set())  # touched or not, the stream brings the item
+        return 0, len(events) - touched
 
     def _row_source(self, read_at: float) -> BackfillSource:
         return BackfillSource(

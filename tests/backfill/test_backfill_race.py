@@ -210,3 +210,41 @@ def test_a_backfill_with_the_old_snapshot_as_embeddings_baseline(
         )
     )
     assert_snapshot_matches_table(snapshot, adoption)
+
+
+@pytest.mark.parametrize("seed", [61, 62])
+def test_the_touch_mode_brings_every_item_through_its_own_stream_record(
+    seed: int, aws_clean: AwsEnv, dynamodb_client: Any, stream_store: str, tmp_path: Path
+) -> None:
+    adoption = Adoption.create(
+        aws_clean,
+        dynamodb_client,
+        f"receipts-{uuid.uuid4().hex[:8]}",
+        seed=seed,
+        deltas=tmp_path / "deltas",
+    )
+    adoption.start_pump()
+    adoption.start_writes(seconds=2.0)
+    options = BackfillOptions(
+        table=adoption.table.name, segments=2, page_rows=5, touch=True, settle=5.0
+    )
+    with open_store(stream_store) as store:
+        try:
+            first = run_backfill(store, options, dynamodb=dynamodb_client)
+            adoption.wait_for_writes()
+            adoption.drain(store)
+            again = run_backfill(store, options, dynamodb=dynamodb_client)
+        finally:
+            adoption.finish()
+        assert first.appended == first.runs_appended  # only runs are appended
+        assert first.touched > 0
+        assert again.touched == 0, again
+        origins = events_per_item(store)
+    # places and labels came through their own stream records; only runs were appended
+    backfilled = [item for item, kinds in origins.items() if "backfill" in kinds]
+    assert all("#COMPACTION_RUN#" in item for item in backfilled), backfilled
+    with open_store(stream_store) as store:
+        assert reverted_items(store) == []
+    snapshot = tmp_path / "rebuilt"
+    ok_json(run("rebuild", "--snapshot-dir", snapshot, "--store", stream_store, "--json"))
+    assert_snapshot_matches_table(snapshot, adoption)

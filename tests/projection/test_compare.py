@@ -177,6 +177,20 @@ def test_a_collection_missing_on_one_side_is_all_on_the_other(tmp_path: Path) ->
     assert compare_directories(theirs, ours).only_theirs == result.only_ours
 
 
+def test_one_collection_at_a_time_as_the_old_system_keeps_them(tmp_path: Path) -> None:
+    records = base()
+    ours = write(tmp_path / "ours", records)
+    old_lines = write(tmp_path / "old-lines", {"lines": records["lines"]})
+    assert compare_directories(ours, old_lines, collections=("lines",)).ok
+    assert not compare_directories(ours, old_lines).ok  # without it, words are all "ours"
+    result = run("compare", ours, old_lines, "--collection", "lines", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["same"] == 4
+    bad = run("compare", ours, old_lines, "--collection", "receipts")
+    assert bad.exit_code == 2
+    assert "--collection must be 'lines' or 'words'" in bad.stderr
+
+
 def test_vectors_match_within_the_tolerance_only() -> None:
     one = struct.pack("<2f", 0.5, -0.25)
     assert VECTOR_TOLERANCE == 1e-6

@@ -34,3 +34,26 @@ def test_a_current_state_file_is_left_as_it_is(tmp_path: Path) -> None:
     reopened = ProjectionState(path)
     assert reopened.held_deltas() == []
     reopened.close()
+
+
+def test_a_state_file_from_0_2_gains_the_adopted_column_and_keeps_its_records(
+    tmp_path: Path,
+) -> None:
+    from projections.state import ReceiptView, RecordState
+
+    path = tmp_path / STATE_FILE
+    state = ProjectionState(path)
+    view = ReceiptView("img", 1)
+    record = RecordState("run-1", "TOTAL", {"x": 1}, "ab" * 32)
+    view.records[("words", "IMAGE#img#RECEIPT#00001#LINE#00001#WORD#00001")] = record
+    state.commit_batch([view], [], [], {}, checkpoint=3, checkpoint_event="e-3")
+    state.close()
+    with sqlite3.connect(path) as db:  # as 0.2 wrote it: no adopted column, no tombstones
+        db.execute("ALTER TABLE records DROP COLUMN adopted")
+        db.execute("DROP TABLE removed_records")
+
+    reopened = ProjectionState(path)
+    loaded = reopened.load_receipt("img", 1)
+    assert list(loaded.records.values()) == [record]  # adopted: False, as before 0.3
+    assert loaded.removed == set()
+    reopened.close()
