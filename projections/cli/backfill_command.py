@@ -65,10 +65,10 @@ TouchOption = Annotated[
     bool,
     typer.Option(
         "--touch",
-        help="The exact mode: instead of appending a row, touch its item in the table (one "
-        "write per item the log lacks) so its own stream record brings its state. No "
-        "barrier and no timing assumption; costs a write per item and wakes every other "
-        "consumer of the stream.",
+        help="The exact mode: instead of appending a place or label, touch its item in the "
+        "table (one write per item the log lacks) so its own stream record brings its state, "
+        "with no timing assumption (compaction runs are still appended, behind one barrier). "
+        "Costs a write per item and wakes every other consumer of the stream.",
     ),
 ]
 ProgressOption = Annotated[
@@ -159,36 +159,64 @@ def backfill_command(
     console.print(
         f"backfill {summary.job} (pass {summary.run}{', resumed' if summary.resumed else ''}): "
         f"read {summary.read} rows, appended {summary.appended} events "
-        f"({summary.runs_appended} compaction runs), superseded {summary.superseded}, "
-        f"skipped {summary.skipped}, parked {summary.parked}; log head {summary.head}"
+        f"({summary.runs_appended} compaction runs), "
+        + (f"touched {summary.touched} items, " if touch else "")
+        + f"superseded {summary.superseded}, skipped {summary.skipped}, "
+        f"parked {summary.parked}; log head {summary.head}"
     )
+    if summary.baseline is not None:
+        console.print(f"embeddings baseline {embeddings}: {summary.baseline}")
     if summary.parked:
         console.print("see `receipt-events parked list` for the parked rows and why")
 
 
 class _ProgressLine:
-    """A one-line live status on a terminal: rows, rows/s, and what the barrier waits for."""
+    """A progress bar on a terminal: rows read of about how many, rows/s, what it waits for."""
 
     def __init__(self, enabled: bool) -> None:
         self._enabled = enabled and console.is_terminal
-        self._status: Any = None
-        self._started = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
 
     def __enter__(self) -> Any:
         if not self._enabled:
             return None
-        self._status = console.status("backfill: starting")
-        self._status.__enter__()
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("backfill"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[waiting]}"),
+            console=console,
+            transient=True,
+        )
+        self._bar.__enter__()
+        self._task = self._bar.add_task("backfill", total=None, rate="0", waiting="")
         return self.show
 
     def show(self, summary: Any, waiting: str | None) -> None:
-        rate = summary.read / max(time.monotonic() - self._started, 1e-9)
-        text = (
-            f"backfill: {summary.read} rows ({rate:,.0f}/s), {summary.appended} appended, "
-            f"{summary.superseded} superseded"
+        task = self._bar.tasks[0]
+        elapsed = task.elapsed or 0.0
+        rate = summary.read / elapsed if elapsed > 0 else 0.0
+        self._bar.update(
+            self._task,
+            completed=summary.read,
+            total=max(summary.expected_rows or 0, summary.read) or None,
+            rate=f"{rate:,.0f}",
+            waiting=waiting or "",
         )
-        self._status.update(text + (f"; {waiting}" if waiting else ""))
 
     def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

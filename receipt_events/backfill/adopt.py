@@ -59,9 +59,9 @@ def run_backfill(
 
         dynamodb = boto3.client("dynamodb")
     source = _source(options, dynamodb, s3)
-    stream_label = check_stream(dynamodb, source.table)
+    facts = check_stream(dynamodb, source.table)
     if options.export is not None:
-        _check_stream_before_export(stream_label, source)
+        _check_stream_before_export(facts.stream_label, source)
     adopted = baseline(source.table) if baseline is not None else None
     stamp = f"{source.job}#{time.time_ns()}"  # differs from any earlier touch's value
     return backfill(
@@ -72,6 +72,9 @@ def run_backfill(
         on_progress=on_progress,
         baseline=adopted,
         toucher=Toucher(dynamodb, source.table, stamp) if options.touch else None,
+        expected_rows=source.expected_rows
+        if source.expected_rows is not None
+        else facts.item_count,
     )
 
 

@@ -33,6 +33,7 @@ class ExportSource:
         self.export_id: str | None = manifest.export_id
         self.job = f"export:{manifest.export_id}"
         self.parts = len(manifest.files)
+        self.expected_rows: int | None = manifest.item_count
         self._s3 = s3_client
         self._page_rows = page_rows
         self._fuzz = fuzz

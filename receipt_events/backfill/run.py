@@ -65,6 +65,7 @@ class BackfillSummary(msgspec.Struct, kw_only=True):
     touched: int = 0  # --touch: items touched (their stream records bring them)
     settle_s: float = 0.0  # time spent waiting at the barrier with nothing left to read
     baseline: str | None = None  # what became of the embeddings baseline, if one was given
+    expected_rows: int | None = None  # about how many rows there are (for a progress bar)
     head: int = 0
 
 
@@ -89,6 +90,7 @@ def backfill(
     clock: Callable[[], float] | None = None,
     baseline: EmbeddingsAdopted | None = None,
     toucher: Toucher | None = None,
+    expected_rows: int | None = None,
 ) -> BackfillSummary:
     """Adopt every row of ``source`` that the log does not already speak for (SPEC §11).
 
@@ -102,7 +104,9 @@ def backfill(
     """
     now = clock or time.monotonic
     checkpoint = load_checkpoint(store, source.job)
-    summary = BackfillSummary(job=source.job, run=checkpoint.run, resumed=checkpoint.resumed)
+    summary = BackfillSummary(
+        job=source.job, run=checkpoint.run, resumed=checkpoint.resumed, expected_rows=expected_rows
+    )
     deciding = _Decider(store, source, checkpoint, summary, toucher)
     if baseline is not None:
         (position,) = store.append([baseline])

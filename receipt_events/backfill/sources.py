@@ -32,6 +32,7 @@ class RowSource(Protocol):
     job: str  # names the backfill job (its checkpoint) in the progress table
     parts: int
     export_id: str | None
+    expected_rows: int | None  # known exactly for an export; a Scan asks DescribeTable
 
     def pages(self, part: int, resume: str | None) -> Iterator[Page]: ...
 
@@ -46,6 +47,7 @@ class ScanSource:
 
     via: BackfillVia = "scan"
     export_id: str | None = None
+    expected_rows: int | None = None
 
     def __init__(
         self,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from receipt_events.backfill.errors import StreamNotReady, TableMissing
 
 ENABLE_STREAM = (
@@ -12,8 +14,13 @@ ENABLE_STREAM = (
 )
 
 
-def check_stream(client: Any, table: str) -> str | None:
-    """Refuse a table whose changes the log cannot follow; return its stream's label (a time).
+class TableFacts(msgspec.Struct, frozen=True):
+    stream_label: str | None  # when the stream was enabled (ISO 8601)
+    item_count: int | None  # DynamoDB's estimate (refreshed about every six hours)
+
+
+def check_stream(client: Any, table: str) -> TableFacts:
+    """Refuse a table whose changes the log cannot follow; say what the backfill needs of it.
 
     The backfill only adopts what the stream will not bring: without a stream (or with one
     that does not carry both images), changes made while it reads would be lost.
@@ -37,4 +44,5 @@ def check_stream(client: Any, table: str) -> str | None:
             "NEW_AND_OLD_IMAGES, and redeploy the stream processor on the new stream)"
         )
     label = description.get("LatestStreamLabel")
-    return str(label) if label else None
+    count = description.get("ItemCount")
+    return TableFacts(str(label) if label else None, int(count) if count is not None else None)

@@ -525,3 +525,36 @@ def test_entity_of_reads_the_keys() -> None:
     assert entity_of(record) == LabelKey(IMAGE_ID, 1, 2, 3, "TOTAL")
     other = parse_record(to_bytes(make_record("REMOVE", pk="LOCK#x", sk="LOCK")))
     assert entity_of(other) == OtherEntity("LOCK")
+
+
+# -- backfill --touch: a MODIFY that changes only the touch stamp carries the item's state ----
+
+
+def test_a_touched_label_is_an_event_though_no_relevant_field_changed() -> None:
+    old = {**LABEL, "receipt_events_touch": "scan:t:1#1"}
+    new = {**LABEL, "receipt_events_touch": "scan:t:1#2"}
+    record = make_record("MODIFY", sk=sk_label(), new_image=new, old_image=old)
+    event = _detect(record)
+    assert isinstance(event, WordLabelSet)
+    assert event.validation_status == LABEL["validation_status"]
+    untouched = make_record("MODIFY", sk=sk_label(), new_image=new, old_image=new)
+    assert _detect(untouched) == Unchanged("RECEIPT_WORD_LABEL")  # the same stamp: no touch
+
+
+def test_a_touched_compaction_run_is_published_and_a_status_modify_is_still_skipped() -> None:
+    run = {
+        "run_id": "run-0001",
+        "lines_delta_prefix": "s3://b/l",
+        "words_delta_prefix": "s3://b/w",
+        "lines_state": "COMPLETED",
+    }
+    touched = make_record(
+        "MODIFY", sk=sk_run(), new_image={**run, "receipt_events_touch": "x"}, old_image=run
+    )
+    event = _detect(touched)
+    assert isinstance(event, EmbeddingsPublished)
+    assert event.lines_delta == "s3://b/l"
+    status = make_record(
+        "MODIFY", sk=sk_run(), new_image={**run, "lines_state": "FAILED"}, old_image=run
+    )
+    assert _detect(status) == Skipped("COMPACTION_RUN")
