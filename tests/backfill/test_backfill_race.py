@@ -36,9 +36,12 @@ from tests.support.adoption import (
 )
 from tests.support.cli_runs import ok_json, run
 from tests.support.exports import write_export
+from tests.support.reliability_profile import PROFILE
 
-SEEDS = [11, 12, 13, 14, 15, 16]
-EXPORT_SEEDS = [21, 22]
+# 6 seeds in CI; RELIABILITY_PROFILE=deep runs 30 (and 10 from exports, 10 touched)
+SEEDS = [11 + n for n in range(3 * PROFILE.seeds)]
+EXPORT_SEEDS = [101 + n for n in range(PROFILE.seeds)]
+TOUCH_SEEDS = [201 + n for n in range(PROFILE.seeds)]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -212,7 +215,7 @@ def test_a_backfill_with_the_old_snapshot_as_embeddings_baseline(
     assert_snapshot_matches_table(snapshot, adoption)
 
 
-@pytest.mark.parametrize("seed", [61, 62])
+@pytest.mark.parametrize("seed", TOUCH_SEEDS)
 def test_the_touch_mode_brings_every_item_through_its_own_stream_record(
     seed: int, aws_clean: AwsEnv, dynamodb_client: Any, stream_store: str, tmp_path: Path
 ) -> None:
