@@ -47,7 +47,7 @@ def adopt_baseline(
         sources = DeltaSources(delta_root)
         for delta in deltas:
             location = f"{BASELINE_ROOT}/{digest.removeprefix('sha256:')}/{delta.collection}"
-            if sources.absent(location) is not None:
+            if not _exists(location, delta_root, sources):
                 _write(delta, location, delta_root, Path(scratch), sources)
             locations[delta.collection] = location
     return EmbeddingsAdopted(
@@ -149,6 +149,23 @@ def _download(client: Any, bucket: str, prefix: str, into: Path) -> Path:
     if not count:
         raise BaselineError(f"nothing at s3://{bucket}/{prefix}/")
     return into
+
+
+def _exists(location: str, delta_root: str, sources: DeltaSources) -> bool:
+    """Whether the copy is already there (written by an earlier adoption of this snapshot);
+    an S3 error is raised, never taken for "absent" or "present"."""
+    if not delta_root.startswith("s3://"):
+        return (Path(delta_root) / location).exists()
+    from botocore.exceptions import ClientError
+
+    from receipt_chroma.snapshots.s3 import split_s3_url
+
+    bucket, key = split_s3_url(sources.s3.url_for(location))
+    try:
+        listed = sources.s3.client.list_objects_v2(Bucket=bucket, Prefix=f"{key}/", MaxKeys=1)
+    except ClientError as error:
+        raise BaselineError(f"cannot look for s3://{bucket}/{key}/: {error}") from None
+    return bool(listed.get("KeyCount", 0))
 
 
 def _write(

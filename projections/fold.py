@@ -279,8 +279,9 @@ class Fold:
         )
 
     def _adopt(self, event: EmbeddingsAdopted, position: int) -> None:
-        """Merge the baseline's records where the log has not spoken for them (see
-        :meth:`_adoptable`): everything else comes from the old system's snapshot."""
+        """Merge the baseline's records where the log has not spoken for them: a record no
+        run in the log wrote (any run, adopted or streamed, is newer than the snapshot's
+        copy) and the stream did not remove (:meth:`_adoptable`)."""
         deltas = self._load_baseline(event, position)  # may raise, before any change
         by_receipt: dict[ReceiptId, list[tuple[CollectionName, ChromaRecord]]] = {}
         for delta in deltas:
@@ -295,8 +296,8 @@ class Fold:
             tombstone = receipt_tombstone(*receipt)
             for collection, record in by_receipt[receipt]:
                 key = (collection, record.id)
-                if not self._adoptable(view, key, tombstone):
-                    continue
+                if key in view.records or not self._adoptable(view, key, tombstone):
+                    continue  # the baseline only fills in: every run in the log is newer
                 view.records[key] = RecordState(
                     run_id=run_id,
                     document=record.document,

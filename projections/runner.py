@@ -17,7 +17,7 @@ import msgspec
 
 from projections.chroma import BatchResult, WriteHook, apply_batch
 from projections.errors import ProjectionConflict, ProjectionStopped, StateError
-from projections.fold import DeltaPolicy
+from projections.fold import DeltaPolicy, receipt_tombstone
 from projections.snapshot_dir import SnapshotDirectory, open_snapshot
 from projections.state import STATE_FILE
 from receipt_chroma.client import CollectionName
@@ -25,7 +25,13 @@ from receipt_chroma.deltas import DeltaSource
 from receipt_chroma.digest import Digest, digest_directory
 from receipt_chroma.directory_lock import LOCK_FILE
 from receipt_chroma.prefetch import PrefetchingDeltaSource
-from receipt_events.events import EmbeddingsAdopted, EmbeddingsPublished
+from receipt_events.events import (
+    EmbeddingsAdopted,
+    EmbeddingsPublished,
+    LineRemoved,
+    ReceiptRemoved,
+    WordRemoved,
+)
 from receipt_events.store import EventStore, Recorded
 
 CATCH_UP_BATCH = 1000  # events per batch when following the log
@@ -104,6 +110,7 @@ def _catch_up(
     state = snapshot.state
     start = state.checkpoint
     check_same_log(store, snapshot)
+    recover_tombstones(store, snapshot)
     target = store.head() if to is None else to
     if target < start:
         raise ProjectionConflict(
@@ -140,6 +147,27 @@ def _catch_up(
                 progress(batch.last, target)
         if problem is not None:
             raise ProjectionStopped(problem, result)
+
+
+def recover_tombstones(store: EventStore, snapshot: SnapshotDirectory) -> None:
+    """Give a state file from before 0.3 the tombstones of the removals it applied (read back
+    from the log), so that adopted vectors cannot bring those records back."""
+    missing_to = snapshot.state.tombstones_missing_to
+    if missing_to is None:
+        return
+    removed: list[tuple[str, str, str, int]] = []
+    for recorded in store.iter_events(to=missing_to):
+        event = recorded.event
+        if isinstance(event, ReceiptRemoved):
+            collection, record_id = receipt_tombstone(event.image_id, event.receipt_id)
+        elif isinstance(event, LineRemoved):
+            collection, record_id = "lines", event.line.chroma_id
+        elif isinstance(event, WordRemoved):
+            collection, record_id = "words", event.word.chroma_id
+        else:
+            continue
+        removed.append((collection, record_id, event.image_id, event.receipt_id))
+    snapshot.state.recover_tombstones(removed)
 
 
 def delta_requests(events: list[Recorded]) -> list[tuple[str, CollectionName]]:

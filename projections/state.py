@@ -28,6 +28,7 @@ from projections.metadata import LabelState
 
 PROJECTION_VERSION = 1
 STATE_FILE = "state.sqlite3"
+TOMBSTONES_MISSING = "tombstones_missing_to"  # meta: removals up to here left no tombstones
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,7 +138,12 @@ class ProjectionState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._rename_table("parked_deltas", "held_deltas")  # the name before 0.2
+        had_tombstones = "removed_records" in self._tables()
         self._db.executescript(_SCHEMA)
+        if not had_tombstones and self.checkpoint > 0:
+            # A state file from before 0.3 applied removals without keeping tombstones: the
+            # runner recovers them from the log before it applies anything new.
+            self.set_meta(TOMBSTONES_MISSING, self.checkpoint)
         self._add_column("records", "adopted INTEGER NOT NULL DEFAULT 0")  # since 0.3
         version = self.get_meta("projection_version")
         if version is None:
@@ -148,12 +154,15 @@ class ProjectionState:
                 f"{PROJECTION_VERSION}: rebuild the snapshot (receipt-events rebuild)"
             )
 
-    def _rename_table(self, old: str, new: str) -> None:
-        """Carry a state file written under an older table name over to the current one."""
-        tables = {
+    def _tables(self) -> set[str]:
+        return {
             name
             for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
+
+    def _rename_table(self, old: str, new: str) -> None:
+        """Carry a state file written under an older table name over to the current one."""
+        tables = self._tables()
         if old in tables and new not in tables:
             self._db.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
@@ -259,6 +268,20 @@ class ProjectionState:
         ):
             counts[collection] = count
         return counts
+
+    @property
+    def tombstones_missing_to(self) -> int | None:
+        value = self.get_meta(TOMBSTONES_MISSING)
+        return None if value is None else int(value)
+
+    def recover_tombstones(self, removed: Iterable[tuple[str, str, str, int]]) -> None:
+        """Record the tombstones (collection, id, image, receipt) of removals applied before
+        tombstones were kept, and forget that they were missing."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO removed_records VALUES (?, ?, ?, ?)", removed
+            )
+            self._db.execute("DELETE FROM meta WHERE key = ?", (TOMBSTONES_MISSING,))
 
     # -- batches ---------------------------------------------------------------------
 

@@ -57,3 +57,51 @@ def test_a_state_file_from_0_2_gains_the_adopted_column_and_keeps_its_records(
     assert list(loaded.records.values()) == [record]  # adopted: False, as before 0.3
     assert loaded.removed == set()
     reopened.close()
+
+
+def test_a_state_file_from_before_tombstones_recovers_them_from_the_log(tmp_path: Path) -> None:
+    """Removals applied by a 0.2 state left no tombstones; catching up recovers them, so an
+    adopted run that predates a removal does not bring the removed word back (the caught-up
+    snapshot equals a fresh rebuild)."""
+    import msgspec
+
+    from receipt_events.events import BackfillSource, EmbeddingsPublished, WordRemoved
+    from receipt_events.store import open_store
+    from tests.support.cli_runs import ingested_history, ok_json, run
+
+    store_url = ingested_history(tmp_path, seed=3, receipts=6)
+    with open_store(store_url) as store:
+        events = [recorded.event for recorded in store.iter_events()]
+        removed_after = {
+            (event.image_id, event.receipt_id): event
+            for event in events
+            if isinstance(event, WordRemoved)
+        }
+        stale = next(
+            event
+            for event in events
+            if isinstance(event, EmbeddingsPublished)
+            and (event.image_id, event.receipt_id) in removed_after
+            and events.index(event)
+            < events.index(removed_after[(event.image_id, event.receipt_id)])
+        )
+    deltas = ["--deltas", tmp_path]
+    ok_json(
+        run("rebuild", "--snapshot-dir", tmp_path / "old", "--store", store_url, *deltas, "--json")
+    )
+    with sqlite3.connect(tmp_path / "old" / STATE_FILE) as db:  # as 0.2 left it
+        db.execute("DROP TABLE removed_records")
+    adopted = msgspec.structs.replace(
+        stale, source=BackfillSource(via="scan", table="receipts", read_at=1.0)
+    )
+    with open_store(store_url) as store:
+        assert store.append([adopted]) != [None]
+    ok_json(
+        run("project", "--snapshot-dir", tmp_path / "old", "--store", store_url, *deltas, "--json")
+    )
+    ok_json(
+        run("rebuild", "--snapshot-dir", tmp_path / "new", "--store", store_url, *deltas, "--json")
+    )
+    caught_up = ok_json(run("digest", tmp_path / "old", "--json"))
+    rebuilt = ok_json(run("digest", tmp_path / "new", "--json"))
+    assert caught_up == rebuilt
