@@ -260,21 +260,38 @@ class Fold:
             if backfilled and not self._adoptable(view, key, tombstone):
                 continue
             view.removed.discard(key)
-            view.records[key] = RecordState(
-                run_id=event.run_id,
-                document=record.document,
-                delta_metadata=record.metadata,
-                embedding_sha=hashlib.sha256(record.embedding).hexdigest(),
-                adopted=backfilled,
-            )
-            self.fresh[key] = record
-            self._touch(receipt, key)
+            self._hold(receipt, view, key, record, event.run_id, adopted=backfilled)
+        self._note_merged(delta, event.run_id, position)
+
+    def _hold(
+        self,
+        receipt: ReceiptId,
+        view: ReceiptView,
+        key: RecordKey,
+        record: ChromaRecord,
+        run_id: str,
+        *,
+        adopted: bool,
+    ) -> None:
+        """Make ``record`` (from a delta of ``run_id``) the receipt's record at ``key``."""
+        view.records[key] = RecordState(
+            run_id=run_id,
+            document=record.document,
+            delta_metadata=record.metadata,
+            embedding_sha=hashlib.sha256(record.embedding).hexdigest(),
+            adopted=adopted,
+        )
+        self.fresh[key] = record
+        self._touch(receipt, key)
+
+    def _note_merged(self, delta: Delta, run_id: str, position: int) -> None:
+        """Remember a merged delta: its dimension, its digest (checked on every later read)."""
         if delta.records:
-            self.dimensions[collection] = len(delta.records[0].embedding) // 4
-        self._known_digests[(event.run_id, collection)] = delta.digest
+            self.dimensions[delta.collection] = len(delta.records[0].embedding) // 4
+        self._known_digests[(run_id, delta.collection)] = delta.digest
         self.merged.append(
             MergedDelta(
-                event.run_id, collection, delta.location, delta.digest, len(delta.records), position
+                run_id, delta.collection, delta.location, delta.digest, len(delta.records), position
             )
         )
 
@@ -298,29 +315,9 @@ class Fold:
                 key = (collection, record.id)
                 if key in view.records or not self._adoptable(view, key, tombstone):
                     continue  # the baseline only fills in: every run in the log is newer
-                view.records[key] = RecordState(
-                    run_id=run_id,
-                    document=record.document,
-                    delta_metadata=record.metadata,
-                    embedding_sha=hashlib.sha256(record.embedding).hexdigest(),
-                    adopted=True,
-                )
-                self.fresh[key] = record
-                self._touch(receipt, key)
+                self._hold(receipt, view, key, record, run_id, adopted=True)
         for delta in deltas:
-            if delta.records:
-                self.dimensions[delta.collection] = len(delta.records[0].embedding) // 4
-            self._known_digests[(run_id, delta.collection)] = delta.digest
-            self.merged.append(
-                MergedDelta(
-                    run_id,
-                    delta.collection,
-                    delta.location,
-                    delta.digest,
-                    len(delta.records),
-                    position,
-                )
-            )
+            self._note_merged(delta, run_id, position)
 
     @staticmethod
     def _adoptable(view: ReceiptView, key: RecordKey, tombstone: RecordKey) -> bool:
