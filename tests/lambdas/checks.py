@@ -6,13 +6,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from receipt_chroma.client import open_chroma
 from receipt_chroma.digest import dump
 from receipt_chroma.records import ChromaRecord
 from receipt_events.store import EventStore
-from tests.support.expected_projection import Expected, expected_projection
+from tests.support.expected_projection import Expected, assert_records_match, expected_projection
 from tests.support.lambda_pipeline import DIMENSION, Pipeline
 
 
@@ -45,18 +43,7 @@ def assert_matches_table(
     docs/projection.md): ids, documents, embeddings and full metadata. Returns the expectation
     for further checks."""
     expected = expected_projection(pipeline.table, pipeline.history.runs, dimension=DIMENSION)
-    found = by_id(records)
-    for collection in ("lines", "words"):
-        assert sorted(found[collection]) == sorted(expected[collection]), collection
-        for record_id, want in expected[collection].items():
-            got = found[collection][record_id]
-            assert got.document == want.document, record_id
-            # Chroma's cosine space renormalises what it stores: the vector read back may
-            # differ from the one written by an ulp (the rebuild in `verify` checks bytes)
-            assert np.allclose(
-                np.frombuffer(got.embedding, "<f4"), np.frombuffer(want.embedding, "<f4"), atol=1e-6
-            ), record_id
-            assert got.metadata == want.metadata, record_id
+    assert_records_match(by_id(records), expected)  # `verify`'s rebuild checks bytes
     return expected
 
 

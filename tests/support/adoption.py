@@ -28,7 +28,7 @@ from receipt_events.events import BackfillSource, EmbeddingsAdopted, EventSource
 from receipt_events.markers import MARKER_PK, MarkerSeen
 from receipt_events.store import EventStore
 from synthetic.history import History, HistoryConfig, generate_history
-from tests.support.expected_projection import expected_projection
+from tests.support.expected_projection import assert_records_match, expected_projection
 from tests.support.receipt_table import ReceiptTable
 from tests.support.s3_deltas import write_local_deltas
 from tests.support.stream_reader import StreamReader
@@ -203,17 +203,7 @@ def assert_snapshot_matches_table(snapshot: Path, adoption: Adoption) -> None:
     with open_chroma(snapshot / "chroma", create=False) as chroma:
         found = {name: {r.id: r for r in records} for name, records in dump(chroma).items()}
     expected = expected_projection(adoption.table, adoption.history.runs, dimension=DIMENSION)
-    for collection in ("lines", "words"):
-        extra = sorted(set(found[collection]) - set(expected[collection]))
-        missing = sorted(set(expected[collection]) - set(found[collection]))
-        assert (extra, missing) == ([], []), collection
-        for record_id, want in expected[collection].items():
-            got = found[collection][record_id]
-            assert got.document == want.document, record_id
-            assert np.allclose(
-                np.frombuffer(got.embedding, "<f4"), np.frombuffer(want.embedding, "<f4"), atol=1e-6
-            ), record_id
-            assert got.metadata == want.metadata, record_id
+    assert_records_match(found, expected)
 
 
 def as_json_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
+from receipt_chroma.records import ChromaRecord
 from synthetic.deltas import run_records
 from synthetic.history import RunContent
 from tests.support.projection_rules import (
@@ -151,3 +154,21 @@ def expected_projection(
                     record.document or "", metadata, record.embedding, run.run_id
                 )
     return expected
+
+
+def assert_records_match(
+    found: Mapping[str, Mapping[str, ChromaRecord]], expected: Mapping[str, Mapping[str, Expected]]
+) -> None:
+    """Each collection holds exactly the expected records: ids, documents, embeddings (to an
+    ulp: Chroma's cosine space renormalises what it stores) and full metadata."""
+    for collection in ("lines", "words"):
+        extra = sorted(set(found[collection]) - set(expected[collection]))
+        missing = sorted(set(expected[collection]) - set(found[collection]))
+        assert (extra, missing) == ([], []), collection
+        for record_id, want in expected[collection].items():
+            got = found[collection][record_id]
+            assert got.document == want.document, record_id
+            assert np.allclose(
+                np.frombuffer(got.embedding, "<f4"), np.frombuffer(want.embedding, "<f4"), atol=1e-6
+            ), record_id
+            assert got.metadata == want.metadata, record_id
