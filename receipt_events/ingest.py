@@ -26,7 +26,14 @@ from receipt_events.records import (
     RecordFormatError,
     parse_record,
 )
-from receipt_events.store import EventStore, ParkedRecord, ParkedResolved, parked_id_for
+from receipt_events.store import (
+    CONFLICT_ORIGIN,
+    Conflict,
+    EventStore,
+    ParkedRecord,
+    ParkedResolved,
+    parked_id_for,
+)
 from receipt_events.store.parked import Resolution
 
 DEFAULT_BATCH_SIZE = 500
@@ -118,6 +125,7 @@ def ingest(
     """Classify records in order and append their events (and parked records) in batches."""
     summary = IngestSummary()
     events: list[Event] = []
+    event_records: list[InputRecord] = []  # the record each event came from
     parked: list[ParkedRecord] = []
     markers: list[MarkerSeen] = []
     handled = 0  # records whose outcome is durable
@@ -128,18 +136,25 @@ def ingest(
             # A parked record is older than anything appended after the head it is stamped
             # with, including this batch's events: take the head before appending them.
             head_before = store.head() if parked else 0
-            positions = store.append(events)
-            newly_parked = store.park(_stamped(parked, head_before)) if parked else []
+            outcomes = store.append_outcomes(events)
+            conflicts = [
+                _conflicting(record, outcome)
+                for record, outcome in zip(event_records, outcomes, strict=True)
+                if isinstance(outcome, Conflict)
+            ]
+            to_park = _stamped(parked, head_before) + conflicts
+            newly_parked = store.park(to_park) if to_park else []
             if markers:  # after the events before them: a seen marker vouches for those
                 store.record_progress(markers)
         except Exception as error:
             raise IngestInterrupted(summary, handled, error) from error
-        appended = sum(position is not None for position in positions)
+        appended = sum(isinstance(outcome, int) for outcome in outcomes)
         summary.appended += appended
-        summary.duplicates += len(positions) - appended
+        summary.duplicates += sum(outcome is None for outcome in outcomes)
         summary.parked += sum(newly_parked)
         summary.duplicates += len(newly_parked) - sum(newly_parked)
         events.clear()
+        event_records.clear()
         parked.clear()
         markers.clear()
         handled = summary.records
@@ -163,11 +178,20 @@ def ingest(
             markers.append(outcome)
         else:
             events.append(outcome)
+            event_records.append(record)
         if len(events) + len(parked) + len(markers) >= batch_size:
             flush()
     flush()
     summary.head = store.head()
     return summary
+
+
+def _conflicting(record: InputRecord, conflict: Conflict) -> ParkedRecord:
+    """A record whose event conflicts with a stored one, parked whole beside it."""
+    parked = park_record(record, conflict.describe())
+    return msgspec.structs.replace(
+        parked, parked_id=conflict.parked_id(parked.parked_id), log_head=conflict.position
+    )
 
 
 def _stamped(parked: list[ParkedRecord], head: int) -> list[ParkedRecord]:
@@ -212,6 +236,13 @@ def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> Red
     outcomes: Counter[Resolution] = Counter()
     for record in waiting:
         summary.retried += 1
+        if record.origin.startswith(CONFLICT_ORIGIN):
+            summary.still_parked += 1
+            summary.errors[record.parked_id] = (
+                f"{record.error} (the payload is the conflicting event: compare it with the "
+                "stored one, nothing to retry)"
+            )
+            continue
         if record.origin.startswith(BACKFILL_ORIGIN):
             # a row a backfill read, not a stream record: the backfill retries it
             summary.still_parked += 1
@@ -226,6 +257,10 @@ def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> Red
             summary.errors[record.parked_id] = outcome.error
             continue
         resolution, position = _redrive_one(store, outcome, newest)
+        if isinstance(position, Conflict):
+            summary.still_parked += 1
+            summary.errors[record.parked_id] = position.describe()
+            continue
         outcomes[resolution] += 1
         resolutions.append(
             ParkedResolved(parked_id=record.parked_id, outcome=resolution, position=position)
@@ -243,7 +278,7 @@ def _redrive_one(
     store: EventStore,
     outcome: Event | Skipped | Unchanged | MarkerSeen,
     newest: dict[tuple[str, str], int],
-) -> tuple[Resolution, int | None]:
+) -> tuple[Resolution, int | Conflict | None]:
     if isinstance(outcome, Skipped | MarkerSeen):
         return "skipped", None
     if isinstance(outcome, Unchanged):
@@ -253,7 +288,9 @@ def _redrive_one(
     sequence = int(outcome.source.sequence_number)
     if newest.get(item, -1) > sequence:
         return "superseded", None
-    (position,) = store.append([outcome])
+    (position,) = store.append_outcomes([outcome])
+    if isinstance(position, Conflict):
+        return "duplicate", position  # not resolved: the caller keeps it parked
     if position is None:
         return "duplicate", None
     newest[item] = sequence

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-from receipt_events.store.event_store import DEFAULT_PAGE_SIZE, EventStore, Recorded
+from receipt_events.store.event_store import (
+    CONFLICT_ORIGIN,
+    DEFAULT_PAGE_SIZE,
+    Conflict,
+    EventStore,
+    Recorded,
+)
 from receipt_events.store.parked import ParkedRecord, ParkedResolved, parked_id_for
 from receipt_events.store.recorders import HeadMoved
 from receipt_events.store.url import (
@@ -19,9 +25,11 @@ from receipt_events.store.url import (
 )
 
 __all__ = [
+    "CONFLICT_ORIGIN",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_STORE_URL",
     "STORE_ENV",
+    "Conflict",
     "EventStore",
     "HeadMoved",
     "ParkedRecord",

@@ -2,7 +2,9 @@
 
 One facade over the backend recorders. Positions are the recorder's notification ids:
 strictly increasing in commit order, readable after any position, up to any position, in
-pages. ``append`` stores each stream record's event at most once, whatever is redelivered.
+pages. ``append`` stores each stream record's event at most once, whatever is redelivered;
+a *different* event under a stored key is a :class:`Conflict`, parked with both contents
+reachable (the stored one at its position, the new one in the parked record).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any
 import msgspec
 
 from receipt_events.events import Event
+from receipt_events.store.content import content_hash
 from receipt_events.store.mapper import MsgspecMapper
 from receipt_events.store.parked import ParkedRecord, ParkedResolved
-from receipt_events.store.recorders import DedupRecorder, Recorders
+from receipt_events.store.recorders import DedupKey, DedupRecorder, Logged, Recorders
 
 DEFAULT_PAGE_SIZE = 1000
+CONFLICT_ORIGIN = "conflict:"  # the origin of an event parked by append() as a conflict
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -26,6 +30,29 @@ class Recorded(msgspec.Struct, frozen=True):
 
     position: int
     event: Event
+
+
+class Conflict(msgspec.Struct, frozen=True):
+    """An item whose dedup key is already stored with other content: not appended."""
+
+    key: str  # the stored item's originator id, e.g. ``ddb:<eventID>``
+    position: int  # where the stored one is
+    stored_hash: str
+    content_hash: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.key} is already stored at position {self.position} with other content "
+            f"(sha256 {self.stored_hash[:12]}, this one {self.content_hash[:12]}): "
+            "a different record under the same identity, kept here beside the stored one"
+        )
+
+    def parked_id(self, identity: str) -> str:
+        """The conflicting item's parked id: its identity and content, so it parks once."""
+        return f"{identity}@{self.content_hash[:16]}"
+
+
+Outcome = int | Conflict | None  # position, conflict, or None for a copy of what is stored
 
 
 class EventStore:
@@ -50,7 +77,27 @@ class EventStore:
         append nothing and raise :class:`HeadMoved`: a decision taken from the log up to a
         position (the backfill's) lands only if nothing came after it in between.
         """
-        return _insert_once(self._log, self._mapper, events, expected_head)
+        outcomes = self.append_outcomes(events, expected_head=expected_head)
+        conflicts = [
+            ParkedRecord(
+                parked_id=outcome.parked_id(event.originator_id),
+                origin=CONFLICT_ORIGIN + event.originator_id,
+                error=outcome.describe(),
+                payload=msgspec.json.encode(event),
+                log_head=self.head(),
+            )
+            for event, outcome in zip(events, outcomes, strict=True)
+            if isinstance(outcome, Conflict)
+        ]
+        if conflicts:
+            self.park(conflicts)
+        return [outcome if isinstance(outcome, int) else None for outcome in outcomes]
+
+    def append_outcomes(
+        self, events: Sequence[Event], *, expected_head: int | None = None
+    ) -> list[Outcome]:
+        """Like :meth:`append`, but a conflict is returned (for the caller to park) instead."""
+        return self._insert(self._log, events, expected_head, check=True)
 
     def head(self) -> int:
         """The last position in the log, 0 when it is empty."""
@@ -84,13 +131,30 @@ class EventStore:
     # -- parked records ----------------------------------------------------------------------
 
     def park(self, records: Sequence[ParkedRecord]) -> list[bool]:
-        """Park records (once each); return which were newly parked."""
-        return [
-            position is not None for position in _insert_once(self._parked, self._mapper, records)
-        ]
+        """Park records (once each); return which were newly parked.
+
+        A record whose parked id is taken by a record with another payload is parked too,
+        under its id and content hash (:meth:`Conflict.parked_id`).
+        """
+        outcomes = self._insert(self._parked, records, None, check=True)
+        again = {
+            index: msgspec.structs.replace(
+                record,
+                parked_id=outcome.parked_id(record.parked_id),
+                error=f"{record.error} (another record was parked as {record.parked_id!r} "
+                f"with a different payload)",
+            )
+            for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True))
+            if isinstance(outcome, Conflict)
+        }
+        newly = [isinstance(outcome, int) for outcome in outcomes]
+        if again:
+            for index, parked in zip(again, self.park(list(again.values())), strict=True):
+                newly[index] = parked
+        return newly
 
     def resolve_parked(self, resolutions: Sequence[ParkedResolved]) -> None:
-        _insert_once(self._parked, self._mapper, resolutions)
+        self._insert(self._parked, resolutions, None, check=False)
 
     def parked_records(self) -> list[ParkedRecord]:
         """Records still parked (not resolved by a redrive), in the order they were parked."""
@@ -115,7 +179,8 @@ class EventStore:
     def record_progress(self, entries: Sequence[Any]) -> list[bool]:
         """Record progress entries (once each, by identity); return which were new."""
         return [
-            position is not None for position in _insert_once(self._progress, self._mapper, entries)
+            position is not None
+            for position in self._insert(self._progress, entries, None, check=False)
         ]
 
     def progress_after(self, after: int = 0) -> list[tuple[int, Any]]:
@@ -129,6 +194,62 @@ class EventStore:
             if len(page) < DEFAULT_PAGE_SIZE:
                 return entries
             after = page[-1].id
+
+    # -- inserting once ------------------------------------------------------------------
+
+    def _insert(
+        self,
+        recorder: DedupRecorder,
+        items: Sequence[Any],
+        expected_head: int | None,
+        *,
+        check: bool,
+    ) -> list[Outcome]:
+        """Insert items in order, once per dedup key; with ``check``, name conflicts.
+
+        A key repeated within the batch is compared with its first occurrence; a key stored
+        before with the hash stored beside it, or (for rows from before hashes, or hashes of
+        an older schema) with the stored item hashed again now.
+        """
+        keys = [(item.originator_id, item.originator_version) for item in items]
+        hashes = [content_hash(item) for item in items]
+        first: dict[DedupKey, int] = {}
+        for index, key in enumerate(keys):
+            first.setdefault(key, index)
+        inserted = recorder.insert_new(
+            [self._mapper.to_stored_event(items[index]) for index in first.values()],
+            [hashes[index] for index in first.values()],
+            expected_head=expected_head,
+        )
+        outcomes: list[Outcome] = [None] * len(items)
+        for index, inserted_at in zip(first.values(), inserted, strict=True):
+            outcomes[index] = inserted_at
+        if not check:
+            return outcomes
+        stored_before = [key for key, index in first.items() if outcomes[index] is None]
+        logged = recorder.logged(stored_before) if stored_before else {}
+        for index, key in enumerate(keys):
+            if isinstance(outcomes[index], int):
+                continue
+            position = outcomes[first[key]]
+            if isinstance(position, int):  # a repeat of an item this batch inserted
+                reference = Logged(position, hashes[first[key]])
+            elif key in logged:
+                reference = logged[key]
+            else:
+                continue  # stored, but not found again: nothing to compare with
+            stored_hash = self._stored_hash(recorder, reference, hashes[index])
+            if stored_hash != hashes[index]:
+                outcomes[index] = Conflict(key[0], reference.position, stored_hash, hashes[index])
+        return outcomes
+
+    def _stored_hash(self, recorder: DedupRecorder, logged: Logged, expected: str) -> str:
+        if logged.content_hash == expected:
+            return expected
+        (notification,) = recorder.select_notifications(
+            start=logged.position, limit=1, inclusive_of_start=True
+        )
+        return content_hash(self._mapper.to_domain_event(notification))
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -145,24 +266,3 @@ class EventStore:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _insert_once(
-    recorder: DedupRecorder,
-    mapper: MsgspecMapper,
-    items: Sequence[Any],
-    expected_head: int | None = None,
-) -> list[int | None]:
-    """Insert items in order, a repeated identity within the batch counting as a duplicate."""
-    first_index: dict[str, int] = {}
-    stored = []
-    for index, item in enumerate(items):
-        originator_id = item.originator_id
-        if originator_id not in first_index:
-            first_index[originator_id] = index
-            stored.append(mapper.to_stored_event(item))
-    inserted = iter(recorder.insert_new(stored, expected_head=expected_head))
-    positions: list[int | None] = [None] * len(items)
-    for index in first_index.values():
-        positions[index] = next(inserted)
-    return positions

@@ -8,12 +8,20 @@ from collections.abc import Sequence
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from receipt_events.store.recorders import HeadMoved, Recorders
+from receipt_events.store.recorders import DedupKey, HeadMoved, Logged, Recorders
 
 
 class MemoryDedupRecorder(POPOApplicationRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._logged: dict[DedupKey, Logged] = {}
+
     def insert_new(
-        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+        self,
+        stored_events: Sequence[StoredEvent],
+        hashes: Sequence[str],
+        *,
+        expected_head: int | None = None,
     ) -> list[int | None]:
         positions: list[int | None] = []
         with self._database_lock:
@@ -21,13 +29,19 @@ class MemoryDedupRecorder(POPOApplicationRecorder):
                 head = self.max_notification_id() or 0
                 if head != expected_head:
                     raise HeadMoved(expected_head, head)
-            for stored in stored_events:
-                versions = self._stored_events_index[str(stored.originator_id)]
-                if stored.originator_version in versions:
+            for stored, content_hash in zip(stored_events, hashes, strict=True):
+                key = (str(stored.originator_id), stored.originator_version)
+                if key in self._logged:
                     positions.append(None)
-                else:
-                    positions.extend(self._update_table([stored]) or [None])
+                    continue
+                (position,) = self._update_table([stored]) or [0]
+                self._logged[key] = Logged(position, content_hash)
+                positions.append(position)
         return positions
+
+    def logged(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Logged]:
+        with self._database_lock:
+            return {key: self._logged[key] for key in keys if key in self._logged}
 
 
 _named: dict[str, Recorders] = {}

@@ -18,7 +18,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from receipt_events import faults
-from receipt_events.store.recorders import HeadMoved, Recorders
+from receipt_events.store.recorders import DedupKey, HeadMoved, Logged, Recorders
 from receipt_events.store.url import PostgresTarget
 
 
@@ -26,10 +26,12 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.insert_new_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT u.originator_id, u.originator_version, u.topic, u.state "
+            "INSERT INTO {schema}.{table} "
+            "(originator_id, originator_version, topic, state, content_hash) "
+            "SELECT u.originator_id, u.originator_version, u.topic, u.state, h.content_hash "
             "FROM unnest(%s::{schema}.{stored_event_type}[]) WITH ORDINALITY "
             "AS u(originator_id, originator_version, topic, state, ordinal) "
+            "JOIN unnest(%s::text[]) WITH ORDINALITY AS h(content_hash, ordinal) USING (ordinal) "
             "WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} AS t "
             "WHERE t.originator_id = u.originator_id "
             "AND t.originator_version = u.originator_version) "
@@ -41,10 +43,28 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
             table=Identifier(events_table_name),
             stored_event_type=Identifier(self.stored_event_type_name),
         )
+        self.logged_statement = SQL(
+            "SELECT t.notification_id, t.originator_id, t.originator_version, t.content_hash "
+            "FROM {schema}.{table} AS t JOIN unnest(%s::text[], %s::bigint[]) AS k(id, version) "
+            "ON t.originator_id = k.id AND t.originator_version = k.version"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+        self.add_hash_column_statement = SQL(
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS content_hash text"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+
+    def create_table(self) -> None:
+        """The library's table, plus the content hash column (added to older tables)."""
+        super().create_table()
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(self.add_hash_column_statement)
 
     @retry((InterfaceError, OperationalError), max_attempts=5, wait=0.2)
     def insert_new(
-        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+        self,
+        stored_events: Sequence[StoredEvent],
+        hashes: Sequence[str],
+        *,
+        expected_head: int | None = None,
     ) -> list[int | None]:
         if not stored_events:
             return []
@@ -61,10 +81,26 @@ class PostgresDedupRecorder(PostgresApplicationRecorder):
                 if head != expected_head:
                     raise HeadMoved(expected_head, head)
             self._notify_channel(cursor)
-            cursor.execute(self.insert_new_statement, (rows,))
+            cursor.execute(self.insert_new_statement, (rows, list(hashes)))
             inserted = {row["originator_id"]: row["notification_id"] for row in cursor.fetchall()}
             faults.point("append.before_commit")
         return [inserted.get(str(s.originator_id)) for s in stored_events]
+
+    @retry((InterfaceError, OperationalError), max_attempts=5, wait=0.2)
+    def logged(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Logged]:
+        if not keys:
+            return {}
+        ids = [originator_id for originator_id, _ in keys]
+        versions = [version for _, version in keys]
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.logged_statement, (ids, versions))
+            rows = cursor.fetchall()
+        return {
+            (row["originator_id"], row["originator_version"]): Logged(
+                row["notification_id"], row["content_hash"]
+            )
+            for row in rows
+        }
 
 
 def open_postgres(target: PostgresTarget) -> tuple[PostgresDatastore, Recorders]:

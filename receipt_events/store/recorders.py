@@ -1,9 +1,11 @@
 """The idempotent-append seam shared by every backend.
 
-Each backend subclasses the ``eventsourcing`` application recorder and adds ``insert_new``:
-insert the stored events that are not already there, in order, in one transaction, and say
-which were new. The primary key ``(originator_id, originator_version)`` is the dedup key, so
-the guarantee holds across processes and restarts because the database enforces it.
+Each backend subclasses (or, for DynamoDB, implements) the ``eventsourcing`` application
+recorder and adds ``insert_new``: insert the stored events that are not already there, in
+order, and say which were new. The dedup key ``(originator_id, originator_version)`` is
+enforced by the database, so the guarantee holds across processes and restarts. Each stored
+event carries a content hash beside its dedup key, so a *different* item arriving under a
+stored key can be told from a redelivered copy (:meth:`DedupRecorder.logged`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from eventsourcing.persistence import Notification, StoredEvent
+
+DedupKey = tuple[str, int]  # (originator_id, originator_version)
 
 
 class HeadMoved(Exception):
@@ -24,16 +28,36 @@ class HeadMoved(Exception):
         self.head = head
 
 
+@dataclass(frozen=True)
+class Logged:
+    """Where an already-stored key is, and the content hash stored with it.
+
+    ``content_hash`` is None for events stored before hashes were kept; the caller then
+    hashes the stored event itself.
+    """
+
+    position: int
+    content_hash: str | None
+
+
 class DedupRecorder(Protocol):
     def insert_new(
-        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+        self,
+        stored_events: Sequence[StoredEvent],
+        hashes: Sequence[str],
+        *,
+        expected_head: int | None = None,
     ) -> list[int | None]:
-        """Insert what is new; return each event's position, or None where it was a duplicate.
+        """Insert what is new; return each event's position, or None where its key is stored.
 
-        The events of one call must have distinct originator ids. With ``expected_head``,
-        the insert happens only if no other insert committed since the head was read: else
-        nothing is inserted and :class:`HeadMoved` is raised (optimistic concurrency).
+        ``hashes[i]`` is stored with ``stored_events[i]``'s dedup key. The events of one call
+        have distinct dedup keys. With ``expected_head``, the insert happens only if no other
+        insert committed since the head was read: else nothing is inserted and
+        :class:`HeadMoved` is raised (optimistic concurrency).
         """
+
+    def logged(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Logged]:
+        """The stored ones among ``keys``, with their positions and content hashes."""
 
     def select_notifications(
         self,

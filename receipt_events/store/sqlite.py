@@ -16,7 +16,7 @@ from eventsourcing.persistence import DatabaseError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from receipt_events import faults
-from receipt_events.store.recorders import HeadMoved, Recorders
+from receipt_events.store.recorders import DedupKey, HeadMoved, Logged, Recorders
 
 LOCK_TIMEOUT_SECONDS = 30  # other processes appending to the same file wait this long
 WAL_RETRY_SECONDS = 0.02
@@ -26,28 +26,68 @@ class SQLiteDedupRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name)
         self.insert_new_statement = (
-            f"INSERT INTO {events_table_name} VALUES (?,?,?,?) "
+            f"INSERT INTO {events_table_name} "
+            "(originator_id, originator_version, topic, state, content_hash) VALUES (?,?,?,?,?) "
             "ON CONFLICT (originator_id, originator_version) DO NOTHING"
         )
+        self.logged_statement = (
+            f"SELECT rowid, content_hash FROM {events_table_name} "
+            "WHERE originator_id = ? AND originator_version = ?"
+        )
+
+    def create_table(self) -> None:
+        """The library's table, plus the content hash column (added to older files)."""
+        super().create_table()
+        # ALTER first, no read before it: a read would start a snapshot that could not be
+        # upgraded to the write lock without failing at once when another process wrote.
+        with self.datastore.transaction(commit=True) as cursor:
+            try:
+                cursor.sqlite_cursor.execute(
+                    f"ALTER TABLE {self.events_table_name} ADD COLUMN content_hash TEXT"
+                )
+            except sqlite3.OperationalError as error:  # there already
+                if "duplicate column" not in str(error):
+                    raise
 
     def insert_new(
-        self, stored_events: Sequence[StoredEvent], *, expected_head: int | None = None
+        self,
+        stored_events: Sequence[StoredEvent],
+        hashes: Sequence[str],
+        *,
+        expected_head: int | None = None,
     ) -> list[int | None]:
         if not stored_events:
             return []
         positions: list[int | None] = []
         with self.datastore.transaction(commit=True) as cursor:
             raw = cursor.sqlite_cursor
-            for stored in stored_events:
+            for stored, content_hash in zip(stored_events, hashes, strict=True):
                 raw.execute(
                     self.insert_new_statement,
-                    (stored.originator_id, stored.originator_version, stored.topic, stored.state),
+                    (
+                        stored.originator_id,
+                        stored.originator_version,
+                        stored.topic,
+                        stored.state,
+                        content_hash,
+                    ),
                 )
                 positions.append(raw.lastrowid if raw.rowcount == 1 else None)
             if expected_head is not None:
                 self._check_head(raw, positions, expected_head)
             faults.point("append.before_commit")
         return positions
+
+    def logged(self, keys: Sequence[DedupKey]) -> dict[DedupKey, Logged]:
+        found: dict[DedupKey, Logged] = {}
+        with self.datastore.transaction(commit=False) as cursor:
+            raw = cursor.sqlite_cursor
+            for key in keys:
+                raw.execute(self.logged_statement, key)
+                row = raw.fetchone()
+                if row is not None:
+                    found[key] = Logged(row[0], row[1])
+        return found
 
     def _check_head(
         self, raw: sqlite3.Cursor, positions: list[int | None], expected_head: int

@@ -83,6 +83,19 @@ class Entry:
         return self.expect == "parked"
 
 
+def payload_hash(raw: bytes) -> str:
+    """The sha256 of a payload's content: its JSON with keys sorted, else its bytes."""
+    try:
+        canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
+    except Exception:  # not JSON, bad UTF-8, nested past the decoder's limit
+        canonical = raw
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def same_payload(a: bytes, b: bytes) -> bool:
+    return payload_hash(a) == payload_hash(b)
+
+
 def parked_identity(raw: bytes) -> str:
     """A parked record is kept once, by its eventID when readable, else by its bytes.
 
@@ -434,8 +447,10 @@ class Expected(msgspec.Struct, kw_only=True):
 def expected_for(entries: Sequence[Entry]) -> Expected:
     """What ingesting ``entries`` in order into an empty store must give.
 
-    A malformed record parks the first time its identity is seen and is a duplicate after; a
-    valid event record is appended the first time its eventID is seen and a duplicate after.
+    A malformed record parks the first time its identity is seen and is a duplicate after,
+    unless its payload differs from every one parked under that identity: then it parks too,
+    under ``<identity>@<payload hash>`` (docs/event-store.md); a valid event record is
+    appended the first time its eventID is seen and a duplicate after.
     """
     log: list[str] = []
     logged: set[str] = set()
@@ -444,10 +459,17 @@ def expected_for(entries: Sequence[Entry]) -> Expected:
     duplicates = unchanged = skipped = 0
     for entry in entries:
         if entry.malformed:
-            if entry.identity in parked:
+            first = parked.get(entry.identity)
+            if first is None:
+                parked[entry.identity] = entry
+            elif same_payload(first.raw, entry.raw):
                 duplicates += 1
             else:
-                parked[entry.identity] = entry
+                conflict_id = f"{entry.identity}@{payload_hash(entry.raw)[:16]}"
+                if conflict_id in parked:
+                    duplicates += 1
+                else:
+                    parked[conflict_id] = entry
         elif entry.expect == "unchanged":
             unchanged += 1
         elif entry.expect.startswith("skipped:"):

@@ -518,13 +518,9 @@ def test_the_stream_lambda_parks_records_it_cannot_re_encode(
     assert all(p.error.strip() and b"not JSON-encodable" in p.payload for p in parked)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="debatable: a second, different bad record under an already-parked eventID counts "
-    "as a duplicate; only the first one's bytes are kept (a redelivered bad record must park "
-    "once, and bytes may differ between delivery paths)",
-)
 def test_a_different_bad_record_under_a_parked_event_id_is_kept_too(sqlite_url: str) -> None:
+    """Both bad records stay reachable; delivering either again (even re-encoded, as the
+    Lambda path does) parks nothing more."""
     first = json.loads(_valid_label_record("shared-id"))
     first["eventName"] = "UPSERT"
     second = json.loads(_valid_label_record("shared-id"))
@@ -535,19 +531,23 @@ def test_a_different_bad_record_under_a_parked_event_id_is_kept_too(sqlite_url: 
     ]
     with open_store(sqlite_url) as store:
         ingest(store, inputs)
+        again = ingest(
+            store,
+            [
+                InputRecord("again", json.dumps(json.loads(raw.raw), indent=1).encode())
+                for raw in inputs
+            ],
+        )
         payloads = {record.payload for record in store.parked_records()}
     assert payloads == {raw.raw for raw in inputs}
+    assert (again.parked, again.duplicates) == (0, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="debatable: a valid record reusing an appended eventID with different content is "
-    "counted as a duplicate and its content is kept nowhere (AWS eventIDs are unique, so this "
-    "only happens to tampered or mis-assembled input)",
-)
 def test_a_different_record_under_a_logged_event_id_is_not_silently_dropped(
-    sqlite_url: str,
+    store_url: str,
 ) -> None:
+    """AWS eventIDs are unique, so this only happens to tampered or mis-assembled input: the
+    second record is parked as a conflict, the first stays logged, both are reachable."""
     first = json.loads(_valid_label_record("same-id"))
     second = copy.deepcopy(first)
     second["dynamodb"]["NewImage"]["validation_status"] = {"S": "INVALID"}
@@ -556,9 +556,18 @@ def test_a_different_record_under_a_logged_event_id_is_not_silently_dropped(
         InputRecord("in:1", msgspec.json.encode(first)),
         InputRecord("in:2", msgspec.json.encode(second)),
     ]
-    with open_store(sqlite_url) as store:
+    with open_store(store_url) as store:
         summary = ingest(store, inputs)
-    assert summary.duplicates == 0  # the second is logged or parked, not counted as a copy
+        again = ingest(store, inputs[::-1])  # redelivered, in either order: nothing new
+        logged = [recorded.event for recorded in store.iter_events()]
+        parked = store.parked_records()
+    assert (summary.appended, summary.parked, summary.duplicates) == (1, 1, 0)
+    assert (again.appended, again.parked, again.duplicates) == (0, 0, 2)
+    assert [event.source.event_id for event in logged] == ["same-id"]
+    assert logged[0].validation_status != "INVALID"
+    assert [record.payload for record in parked] == [inputs[1].raw]
+    assert parked[0].event_id == "same-id"
+    assert "already stored at position" in parked[0].error
 
 
 # --------------------------------------------------------------------------- snapshots

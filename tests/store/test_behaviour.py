@@ -12,7 +12,7 @@ import pytest
 from receipt_events.events import Event
 from receipt_events.ingest import ingest
 from receipt_events.records import read_input
-from receipt_events.store import EventStore, ParkedResolved, Recorded
+from receipt_events.store import Conflict, EventStore, ParkedResolved, Recorded
 from receipt_events.store import event_store as event_store_module
 from tests.store.helpers import (
     event_ids,
@@ -216,7 +216,8 @@ def test_a_duplicate_inside_one_batch_is_stored_once(store: EventStore) -> None:
 
 
 def test_the_stream_event_id_is_the_identity_first_write_wins(store: EventStore) -> None:
-    """Redelivered records are the same eventID; whatever the payload, the first one stays."""
+    """A different event under a stored eventID is not appended: it is parked as a conflict
+    (once), naming where the stored one is; the first one stays in the log."""
     first = label_set("same-id", status="PENDING")
     second = label_set("same-id", status="INVALID", reasoning="a different payload")
     position, repeated = store.append([first, second])
@@ -225,6 +226,25 @@ def test_the_stream_event_id_is_the_identity_first_write_wins(store: EventStore)
     assert repeated is None
     assert store.append([second]) == [None]
     assert logged_events(store) == [first]
+    (conflict,) = store.parked_records()
+    assert conflict.origin == "conflict:ddb:same-id"
+    assert f"at position {position}" in conflict.error
+    assert msgspec.json.decode(conflict.payload, type=type(second)) == second
+
+
+def test_append_outcomes_tell_copies_from_conflicts(store: EventStore) -> None:
+    a, b = numbered("o", 2)
+    changed = label_set("o-1", status="INVALID")  # numbered() names its events <prefix>-<n>
+    assert changed.originator_id in {a.originator_id, b.originator_id}
+    (pa, pb) = append_all(store, [a, b])
+    outcomes = store.append_outcomes([a, changed, b, changed])
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    conflicts = [outcome for outcome in outcomes if isinstance(outcome, Conflict)]
+    assert len(conflicts) == 2
+    assert {conflict.position for conflict in conflicts} <= {pa, pb}
+    assert conflicts[0].stored_hash != conflicts[0].content_hash
+    assert store.parked_records() == []  # append_outcomes leaves parking to its caller
 
 
 def test_events_of_one_item_keep_input_order(store: EventStore) -> None:

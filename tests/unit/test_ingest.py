@@ -220,16 +220,16 @@ def test_a_store_failure_interrupts_with_how_far_input_is_stored(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = [make_record("REMOVE", sk=sk_receipt(n)) for n in range(1, 6)]
-    real_append = store.append
+    real_append = store.append_outcomes
     calls = {"n": 0}
 
-    def failing_append(events: Any) -> list[int | None]:
+    def failing_append(events: Any) -> list[Any]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
         return real_append(events)
 
-    monkeypatch.setattr(store, "append", failing_append)
+    monkeypatch.setattr(store, "append_outcomes", failing_append)
     with pytest.raises(IngestInterrupted) as caught:
         ingest(store, _inputs(records), batch_size=2)
     assert caught.value.stored_through == 2
