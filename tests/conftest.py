@@ -6,7 +6,8 @@
 * ``postgres_url``: a fresh store URL on PostgreSQL, one schema per test, dropped afterwards
   (``new_postgres_schema`` names more schemas, for tests that need several stores).
 * ``sqlite_url`` / ``memory_url``: a fresh store URL on the other backends.
-* ``store_url``: parametrised over all three backends, so one suite runs on each.
+* ``dynamodb_url``: a fresh store URL on DynamoDB Local (a table of its own).
+* ``store_url``: parametrised over all four backends, so one suite runs on each.
 * ``open_test_store`` / ``store``: stores opened on ``store_url``, closed after the test.
 
 Any test that uses a PostgreSQL fixture gets the ``postgres`` marker, so ``-m "not postgres"``
@@ -40,6 +41,7 @@ import pytest
 
 from receipt_chroma.lease import create_lease_table
 from receipt_events.store import EventStore, open_store
+from receipt_events.store.dynamodb_table import create_store_table
 from tests.aws.harness import (
     AwsEnv,
     ServiceUnavailable,
@@ -132,11 +134,21 @@ def memory_url() -> str:
     return f"memory://test-{uuid.uuid4().hex}"
 
 
+@pytest.fixture
+def dynamodb_url(aws_clean: AwsEnv) -> str:
+    """A fresh store URL on DynamoDB Local: its own table, made by ``store create-table``'s
+    function (every table is deleted before the next AWS test)."""
+    name = f"events-{uuid.uuid4().hex[:16]}"
+    create_store_table(aws_clean.client("dynamodb"), name)
+    return f"dynamodb://{name}"
+
+
 @pytest.fixture(
     params=[
         "memory",
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("dynamodb", marks=pytest.mark.aws),
     ]
 )
 def store_url(request: pytest.FixtureRequest) -> str:

@@ -1,4 +1,4 @@
-"""The log's commands (``ingest``, ``log``, ``parked``, ``schema``) and the kit every
+"""The log's commands (``ingest``, ``log``, ``parked``, ``schema``, ``store``) and the kit every
 command of ``receipt-events`` shares: options (``options``), output (``output``), exit
 statuses (``errors``) and renderings (``render``).
 
@@ -12,6 +12,7 @@ import typer
 
 from receipt_events.cli.log_commands import ingest_command, log_command, schema_command
 from receipt_events.cli.parked_commands import parked_app
+from receipt_events.cli.store_commands import store_app
 
 
 def register(app: typer.Typer) -> None:
@@ -20,3 +21,4 @@ def register(app: typer.Typer) -> None:
     app.command("log")(log_command)
     app.add_typer(parked_app, name="parked")
     app.command("schema")(schema_command)
+    app.add_typer(store_app, name="store")

@@ -21,7 +21,8 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         envvar=STORE_ENV,
-        help="Event store URL: sqlite:///PATH, postgresql://USER@HOST:PORT/DB or memory://. "
+        help="Event store URL: sqlite:///PATH, postgresql://USER@HOST:PORT/DB, dynamodb://TABLE "
+        "or memory://. "
         "Default: sqlite:///./.receipt-events/events.db",
         show_default=False,
     ),

@@ -1,4 +1,5 @@
-"""The event store: open one from a URL (``sqlite:///``, ``postgresql://``, ``memory://``)."""
+"""The event store: open one from a URL (``sqlite:///``, ``postgresql://``, ``dynamodb://``,
+``memory://``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from receipt_events.store.recorders import HeadMoved
 from receipt_events.store.url import (
     DEFAULT_STORE_URL,
     STORE_ENV,
+    DynamoDBTarget,
     MemoryTarget,
     PostgresTarget,
     SQLiteTarget,
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "STORE_ENV",
     "Conflict",
+    "DynamoDBTarget",
     "EventStore",
     "HeadMoved",
     "ParkedRecord",
@@ -38,6 +41,7 @@ __all__ = [
     "StoreURLError",
     "open_store",
     "parked_id_for",
+    "parse_store_url",
     "redact",
     "resolve_store_url",
 ]
@@ -62,6 +66,11 @@ def open_store(url: str | None = None) -> EventStore:
 
         pg_datastore, pg_recorders = open_postgres(target)
         return EventStore(redact(resolved), pg_recorders, close=pg_datastore.close)
+    if isinstance(target, DynamoDBTarget):
+        from receipt_events.store.dynamodb import open_dynamodb
+
+        client, ddb_recorders = open_dynamodb(target)
+        return EventStore(resolved, ddb_recorders, close=client.close)
     assert isinstance(target, MemoryTarget)
     from receipt_events.store.memory import open_memory
 

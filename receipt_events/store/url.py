@@ -1,7 +1,9 @@
-"""Store URLs: ``sqlite:///path/events.db``, ``postgresql://user@host:port/db``, ``memory://``."""
+"""Store URLs: ``sqlite:///path/events.db``, ``postgresql://user@host:port/db``,
+``dynamodb://TABLE``, ``memory://``."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -34,17 +36,29 @@ class PostgresTarget(msgspec.Struct, frozen=True):
     kind: Literal["postgres"] = "postgres"
 
 
+class DynamoDBTarget(msgspec.Struct, frozen=True):
+    """A DynamoDB table; region, endpoint and credentials come from the AWS variables."""
+
+    table: str
+    max_attempts: int = 5  # botocore's own retries of one request
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    kind: Literal["dynamodb"] = "dynamodb"
+
+
 class MemoryTarget(msgspec.Struct, frozen=True):
     name: str = ""
     kind: Literal["memory"] = "memory"
 
 
-StoreTarget = SQLiteTarget | PostgresTarget | MemoryTarget
+StoreTarget = SQLiteTarget | PostgresTarget | DynamoDBTarget | MemoryTarget
 
 _FORMS = (
     "expected sqlite:///PATH (relative) or sqlite:////ABSOLUTE/PATH, "
-    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME], or memory://[NAME]"
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME], dynamodb://TABLE, "
+    "or memory://[NAME]"
 )
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 
 def parse_store_url(url: str) -> StoreTarget:
@@ -58,6 +72,8 @@ def parse_store_url(url: str) -> StoreTarget:
         return MemoryTarget(name=url[len("memory://") :])
     if url.startswith(("postgresql://", "postgres://")):
         return _parse_postgres(url)
+    if url.startswith("dynamodb://"):
+        return _parse_dynamodb(url)
     hint = ""
     if ":" not in url and url.endswith((".db", ".sqlite", ".sqlite3")):
         hint = f" (did you mean sqlite:///{url}?)"
@@ -92,6 +108,34 @@ def _parse_postgres(url: str) -> PostgresTarget:
         )
     except ValueError as error:
         raise StoreURLError(f"store URL {redact(url)!r}: {error}") from None
+
+
+def _parse_dynamodb(url: str) -> DynamoDBTarget:
+    parts = urlsplit(url)
+    table = unquote(parts.netloc + parts.path).rstrip("/")
+    if not _TABLE_NAME.fullmatch(table):
+        raise StoreURLError(
+            f"store URL {url!r}: {table!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 "
+            f"_ . -); {_FORMS}"
+        )
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    known = {"max_attempts", "connect_timeout", "read_timeout"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise StoreURLError(
+            f"store URL {url!r}: unknown option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))} (region and endpoint come from the AWS "
+            "variables, e.g. AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)"
+        )
+    try:
+        return DynamoDBTarget(
+            table=table,
+            max_attempts=int(options.get("max_attempts", "5")),
+            connect_timeout=float(options.get("connect_timeout", "5")),
+            read_timeout=float(options.get("read_timeout", "20")),
+        )
+    except ValueError as error:
+        raise StoreURLError(f"store URL {url!r}: {error}") from None
 
 
 def redact(url: str) -> str:
