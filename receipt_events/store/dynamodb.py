@@ -96,19 +96,23 @@ class DynamoDBRecorder:
             Pending(index, stored, content_hash)
             for index, (stored, content_hash) in enumerate(zip(stored_events, hashes, strict=True))
         ]
-        chunks = list(transactions(pending))
-        for number, chunk in enumerate(chunks):
-            # The first chunk's head is the caller's decision; later chunks follow our own.
-            expected = expected_head if number == 0 else None
-            self._write_chunk(chunk, positions, expected)
+        expected = expected_head
+        for chunk in transactions(pending):
+            head = self._write_chunk(chunk, positions, expected)
+            if expected_head is not None:
+                # A decision taken at ``expected_head`` holds for the whole batch: each later
+                # chunk lands only right after the one before (else HeadMoved, with the
+                # earlier chunks stored, for the caller to decide again from).
+                expected = head
         return positions
 
     def _write_chunk(
         self, chunk: list[Pending], positions: list[int | None], expected_head: int | None
-    ) -> None:
+    ) -> int:
+        """Write one chunk; return the head after it."""
         attempt = 0
+        head = self._head()
         while chunk:
-            head = self._head()
             if expected_head is not None and head != expected_head:
                 raise HeadMoved(expected_head, head)
             actions = [counter_action(self.namespace, self.table, head, head + len(chunk))]
@@ -121,7 +125,7 @@ class DynamoDBRecorder:
             if reasons is None:
                 for offset, entry in enumerate(chunk):
                     positions[entry.index] = head + 1 + offset
-                return
+                return head + len(chunk)
             codes = [reason.get("Code", "None") for reason in reasons]
             duplicates = {
                 offset
@@ -143,9 +147,8 @@ class DynamoDBRecorder:
                         f"{_describe(reasons)}"
                     )
                 self._back_off(attempt)
-            elif codes[0] == "ConditionalCheckFailed" and expected_head is not None:
-                raise HeadMoved(expected_head, self._head())
-            # otherwise the counter moved or duplicates were dropped: go again at once
+            head = self._head()  # the counter may have moved, or duplicates were dropped
+        return head
 
     def _transact(self, actions: list[Item], token: str) -> list[dict[str, Any]] | None:
         """Run the transaction; None when it committed, else its cancellation reasons."""
