@@ -6,6 +6,13 @@ eventsourcing with psycopg), installed as manylinux wheels for Lambda's Python 3
 Nothing of chromadb, numpy, ``receipt_chroma``, ``projections``, the command line or the
 ``synthetic`` generators goes in: this function only appends to the log.
 
+Nor does boto3: the Lambda Python runtime provides boto3, botocore and s3transfer (the
+``dynamodb://`` event store, the wake queue and the lease use them), and they would be most of
+the zip. ``REQUIREMENTS`` does not pull them in today; in case it ever does (a dependency
+of a dependency, or ``boto3`` added here for the DynamoDB store), whatever pip installs of
+``RUNTIME_PROVIDED`` is deleted before zipping. psycopg stays: the ``postgresql://`` variant of
+the stack deploys this same zip.
+
     python deploy/build_lambda_zip.py [--out build/stream-processor.zip]
 """
 
@@ -21,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ("msgspec>=0.19", "eventsourcing[postgres]==9.5.6", "psycopg[binary]>=3.2")
+# Installed in the Lambda runtime: never bundled, even when a requirement pulls them in.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 EXCLUDED_PARTS = {"__pycache__", "cli"}  # the CLI (typer, rich) is not part of the function
 LAMBDA_MODULES = (  # the stream processor and the plumbing it imports
     "__init__.py",
@@ -34,6 +43,20 @@ SOURCES = (
     ("receipt_events", "receipt_events"),
     *((f"lambdas/{name}", f"lambdas/{name}") for name in LAMBDA_MODULES),
 )
+
+
+def drop_runtime_provided(target: Path) -> list[str]:
+    """Delete the packages and ``.dist-info`` of ``RUNTIME_PROVIDED`` from a pip ``--target``
+    directory; returns the names deleted."""
+    dropped: list[str] = []
+    for name in RUNTIME_PROVIDED:
+        for path in sorted([*target.glob(name), *target.glob(f"{name}-*.dist-info")]):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            dropped.append(path.name)
+    return dropped
 
 
 def build(out: Path) -> Path:
@@ -60,6 +83,7 @@ def build(out: Path) -> Path:
             ],
             check=True,
         )
+        drop_runtime_provided(target)
         for source, destination in SOURCES:
             origin = ROOT / source
             if origin.is_dir():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -96,8 +97,9 @@ class DynamoDBRecorder:
             Pending(index, stored, content_hash)
             for index, (stored, content_hash) in enumerate(zip(stored_events, hashes, strict=True))
         ]
+        chunks = list(transactions(pending))  # a batch with an entry too large stores nothing
         expected = expected_head
-        for chunk in transactions(pending):
+        for chunk in chunks:
             head = self._write_chunk(chunk, positions, expected)
             if expected_head is not None:
                 # A decision taken at ``expected_head`` holds for the whole batch: each later
@@ -168,15 +170,22 @@ class DynamoDBRecorder:
         return None
 
     def _token(self, head: int, chunk: list[Pending], attempt: int) -> str:
-        """Idempotency for botocore's own retries of this exact request (ours differ)."""
-        digest = hashlib.sha256(f"{self.table}|{self.namespace}|{head}|{attempt}".encode())
+        """Idempotency for botocore's own retries of this exact request (ours differ).
+
+        A nonce per call: two writers sending the same chunk at the same head must not share
+        a token, or DynamoDB would answer the second as a replay of the first (both told
+        they stored the events). Not part of anything the digest sees.
+        """
+        digest = hashlib.sha256(
+            f"{self.table}|{self.namespace}|{head}|{attempt}|{uuid.uuid4().hex}".encode()
+        )
         for entry in chunk:  # the same token with other parameters would be refused
             version = entry.stored.originator_version
             digest.update(f"|{entry.key_text}#{version}#{entry.content_hash}".encode())
         return digest.hexdigest()[:36]
 
     def _back_off(self, attempt: int) -> None:
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt)
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1))
         self._sleep(self._rng.uniform(0, ceiling))
 
     # -- reading -----------------------------------------------------------------------------
@@ -311,21 +320,29 @@ class DynamoDBRecorder:
         )
 
     def _rest_of(self, position: int, parts: int) -> list[bytes]:
-        try:
-            response = self.client.query(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": parts_key(self.namespace, position)}},
-                ConsistentRead=True,
-            )
-        except Exception as error:
-            raise self._failure(error) from error
-        found = sorted(response.get("Items", []), key=lambda item: int(item["sk"]["N"]))
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": parts_key(self.namespace, position)}},
+            "ConsistentRead": True,
+        }
+        found: list[Item] = []
+        while True:  # a query page stops at 1 MB: a state of a few MB takes several
+            try:
+                response = self.client.query(**arguments)
+            except Exception as error:
+                raise self._failure(error) from error
+            found.extend(response.get("Items", []))
+            after = response.get("LastEvaluatedKey")
+            if not after:
+                break
+            arguments["ExclusiveStartKey"] = after
         if len(found) != parts - 1:
             raise OperationalError(
                 f"dynamodb://{self.table}: event {position} of {self.namespace} has "
                 f"{len(found) + 1} of its {parts} parts"
             )
+        found.sort(key=lambda item: int(item["sk"]["N"]))
         return [item["state"]["B"] for item in found]
 
     # -- errors ------------------------------------------------------------------------------

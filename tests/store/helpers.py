@@ -152,8 +152,14 @@ def numbered(prefix: str, count: int, *, start: int = 0) -> list[Event]:
     ]
 
 
+def event_id(event: Event) -> str:
+    """The stream ``eventID`` of an event these builders made (all streamed)."""
+    assert isinstance(event.source, EventSource), event.source
+    return event.source.event_id
+
+
 def event_ids(events: Sequence[Event]) -> list[str]:
-    return [event.source.event_id for event in events]
+    return [event_id(event) for event in events]
 
 
 def read_all(store: EventStore) -> list[Recorded]:

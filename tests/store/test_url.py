@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -15,10 +16,16 @@ from receipt_events.store import (
     redact,
     resolve_store_url,
 )
-from receipt_events.store.url import MemoryTarget, PostgresTarget, SQLiteTarget, parse_store_url
+from receipt_events.store.url import (
+    DynamoDBTarget,
+    MemoryTarget,
+    PostgresTarget,
+    SQLiteTarget,
+    parse_store_url,
+)
 from tests.store.helpers import numbered
 
-FORMS = ("sqlite:///", "postgresql://", "memory://")
+FORMS = ("sqlite:///", "postgresql://", "dynamodb://", "memory://")
 
 
 def parse_error(url: str, *, names_forms: bool = True) -> str:
@@ -144,6 +151,87 @@ def test_postgres_bad_values_are_errors(url: str, problem: str) -> None:
         parse_store_url(url)
     assert "hunter2" not in str(raised.value)
     assert "u:***@localhost" in str(raised.value)
+
+
+# -- DynamoDB ------------------------------------------------------------------------------
+
+
+def test_dynamodb_table_with_defaults() -> None:
+    assert parse_store_url("dynamodb://receipt-events-log") == DynamoDBTarget(
+        table="receipt-events-log", max_attempts=5, connect_timeout=5.0, read_timeout=20.0
+    )
+
+
+def test_dynamodb_table_name_keeps_its_case_and_every_allowed_character() -> None:
+    target = parse_store_url("dynamodb://My_Events.v2-Log")
+    assert target == DynamoDBTarget(table="My_Events.v2-Log")
+    assert parse_store_url("dynamodb://abc/") == DynamoDBTarget(table="abc")
+    longest = "t" * 255
+    assert parse_store_url(f"dynamodb://{longest}") == DynamoDBTarget(table=longest)
+
+
+def test_dynamodb_with_every_option() -> None:
+    url = "dynamodb://events?max_attempts=2&connect_timeout=1.5&read_timeout=3"
+    assert parse_store_url(url) == DynamoDBTarget(
+        table="events", max_attempts=2, connect_timeout=1.5, read_timeout=3.0
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "dynamodb://",
+        "dynamodb://ab",
+        "dynamodb://bad name",
+        "dynamodb://bad%20name",
+        "dynamodb://a/b/c",
+        "dynamodb://table:8000",
+        "dynamodb://user@table",
+        "dynamodb://" + "t" * 256,
+    ],
+)
+def test_dynamodb_bad_table_names_are_errors(url: str) -> None:
+    message = parse_error(url)
+    assert "is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)" in message
+    assert repr(url) in message
+
+
+def test_dynamodb_unknown_option_names_the_known_ones_and_the_aws_variables() -> None:
+    message = parse_error(
+        "dynamodb://events?region=eu-west-1&endpoint=http://localhost:8000", names_forms=False
+    )
+    assert "unknown option(s) endpoint, region" in message
+    for known in ("max_attempts", "connect_timeout", "read_timeout"):
+        assert known in message
+    assert "AWS_REGION" in message
+    assert "AWS_ENDPOINT_URL_DYNAMODB" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("dynamodb://events?max_attempts=many", "many"),
+        ("dynamodb://events?max_attempts=2.5", "2.5"),
+        ("dynamodb://events?read_timeout=soon", "soon"),
+    ],
+)
+def test_dynamodb_bad_option_values_are_errors(url: str, problem: str) -> None:
+    with pytest.raises(StoreURLError, match=re.escape(problem)) as raised:
+        parse_store_url(url)
+    assert repr(url) in str(raised.value)
+
+
+def test_dynamodb_options_configure_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from receipt_events.store.dynamodb import dynamodb_client
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    target = parse_store_url("dynamodb://events?max_attempts=2&connect_timeout=1.5&read_timeout=3")
+    assert isinstance(target, DynamoDBTarget)
+    config = dynamodb_client(target).meta.config
+    # botocore's max_attempts counts retries: the first request and then 2 more
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert (config.connect_timeout, config.read_timeout) == (1.5, 3.0)
 
 
 # -- memory --------------------------------------------------------------------------------

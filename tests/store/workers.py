@@ -18,7 +18,8 @@ from tests.store.helpers import event_ids, numbered
 
 
 class AppendPlan(msgspec.Struct, frozen=True, kw_only=True):
-    """What one appender appends: its own events in batches, some mixed with the other's."""
+    """What one appender appends: its own events in batches, some mixed with another's
+    (``other``: the next appender, so every appender's events are raced for)."""
 
     token: str  # unique per test run, so event ids never collide with another run's
     worker: str
@@ -27,7 +28,7 @@ class AppendPlan(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 50
     overlap_every: int = 2  # every this many batches, also append ...
     overlap: int = 20  # ... this many of the other worker's events from the same batch index
-    sync_every: int = 4  # batches between meeting the other appender
+    sync_every: int = 4  # batches between meeting the other appenders
 
     def own(self) -> list[Event]:
         return numbered(f"{self.token}-{self.worker}", self.count)
@@ -52,8 +53,8 @@ def append_in_batches(
     """Open the store, wait for everyone, append every batch; write what each append returned.
 
     ``start`` (a Barrier shared with the tailer) starts everyone together; ``rounds`` (a
-    Barrier shared with the other appender) is passed every ``plan.sync_every`` batches, so
-    the two are always appending at the same time, however the scheduler favours one.
+    Barrier shared by the appenders) is passed every ``plan.sync_every`` batches, so they
+    are always appending at the same time, however the scheduler favours one.
     """
     try:
         with open_store(url) as store:
