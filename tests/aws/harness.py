@@ -253,12 +253,18 @@ def start_dynamodb_local(
     javac: str = "javac",
     tools: Path = TOOLS,
     loopback: bool | None = None,
+    db_path: Path | None = None,
+    port: int = 0,
 ) -> ServerProcess:
     """Start DynamoDB Local (in memory, one shared database, no telemetry); wait until it answers.
 
     ``loopback=None`` binds it to 127.0.0.1 when a JDK is there (``javac`` on PATH), else falls
     back to the plain jar on all interfaces with a warning. ``DYNAMODB_LOCAL_LAUNCH=plain`` in
     the environment forces the plain jar.
+
+    ``db_path``: keep the database in that directory instead of in memory, so what was
+    committed survives a kill and is there again when an instance is started on it. ``port``:
+    listen on that port (0: a free one), e.g. to restart an instance where its clients point.
     """
     java_path = shutil.which(java)
     if java_path is None:
@@ -272,7 +278,11 @@ def start_dynamodb_local(
         loopback = not forced_plain and shutil.which(javac) is not None
     # -sharedDb: one database whatever the credentials and region, so "delete every table"
     # really clears everything; -disableTelemetry: it would otherwise try to phone home.
-    options = ["-inMemory", "-sharedDb", "-disableTelemetry"]
+    storage = ["-inMemory"]
+    if db_path is not None:
+        db_path.mkdir(parents=True, exist_ok=True)  # DynamoDB Local refuses a missing one
+        storage = ["-dbPath", str(db_path.resolve())]
+    options = [*storage, "-sharedDb", "-disableTelemetry"]
     deadline = time.monotonic() + START_TIMEOUT
     jvm = [java_path, "-Djava.library.path=./DynamoDBLocal_lib", "-XX:+UseSerialGC"]
     if loopback:
@@ -285,9 +295,10 @@ def start_dynamodb_local(
                 str(LOOPBACK_LAUNCHER),
                 HOST,
                 "--exit-on-stdin-eof",
+                *(["--port", str(port)] if port else []),
                 *options,
                 "-port",
-                "8000",  # only for DynamoDB Local's parser: the launcher binds port 0
+                "8000",  # only for DynamoDB Local's parser: the launcher binds --port or 0
             ],
             log_dir / "dynamodb-local.log",
             cwd=directory,
@@ -299,7 +310,7 @@ def start_dynamodb_local(
             "host option; the 127.0.0.1-only launcher needs a JDK's javac)",
             stacklevel=2,
         )
-        port = free_port()
+        port = port or free_port()
         server = _spawn(
             "DynamoDB Local",
             [*jvm, "-jar", "DynamoDBLocal.jar", *options, "-port", str(port)],

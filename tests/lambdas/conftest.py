@@ -2,10 +2,11 @@
 
 ``pipeline`` gives a test everything a deployment has, all over HTTP: the receipts table with
 its stream on DynamoDB Local, the bucket (deltas and snapshots) and the wake-up queue on moto,
-the lock table on DynamoDB Local, the event store in its own PostgreSQL schema, and the
-functions' environment (``RECEIPT_EVENTS_*``) set as the template sets it. Nothing is written
-yet: a test writes the history (all of it or in parts), uploads the deltas, and drives the
-handlers itself.
+the lock table on DynamoDB Local, the event store in its own PostgreSQL schema (or, for a test
+that parametrises ``pipeline`` indirectly with ``"dynamodb"``, in a store table of its own on
+DynamoDB Local: ``STORES``), and the functions' environment (``RECEIPT_EVENTS_*``) set as
+the template sets it. Nothing is written yet: a test writes the history (all of it or in
+parts), uploads the deltas, and drives the handlers itself.
 
 Every test starts with cold "containers": the handlers' module-level store is dropped before
 and after each test (a real container never sees its environment change; these tests do).
@@ -25,7 +26,13 @@ import lambdas.stream_processor
 from receipt_events.store import EventStore
 from synthetic.history import generate_history
 from tests.aws.harness import AwsEnv
-from tests.support.lambda_pipeline import STREAM_BATCH, Pipeline, clean_ingest, history_config
+from tests.support.lambda_pipeline import (
+    STORES,
+    STREAM_BATCH,
+    Pipeline,
+    clean_ingest,
+    history_config,
+)
 from tests.support.receipt_table import ReceiptTable
 from tests.support.stream_reader import StreamReader
 from tests.support.wake_queue import WakeQueue
@@ -50,6 +57,7 @@ def local_deltas(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def pipeline(
+    request: pytest.FixtureRequest,
     aws_env: AwsEnv,
     s3_bucket: str,
     lock_table: str,
@@ -59,6 +67,11 @@ def pipeline(
     local_deltas: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Pipeline]:
+    store_url = postgres_url  # the event store: PostgreSQL unless parametrised otherwise
+    backend = getattr(request, "param", "postgres")
+    assert backend in STORES, f"no event store {backend!r} for the pipeline; one of {STORES}"
+    if backend == "dynamodb":
+        store_url = str(request.getfixturevalue("dynamodb_url"))
     history = generate_history(history_config(delta_root=f"s3://{s3_bucket}/deltas"))
     table = ReceiptTable.create(dynamodb_client, f"receipts-{uuid.uuid4().hex[:8]}")
     reader = StreamReader(
@@ -71,7 +84,7 @@ def pipeline(
     built = Pipeline(
         aws=aws_env,
         bucket=s3_bucket,
-        store_url=postgres_url,
+        store_url=store_url,
         lock_table=lock_table,
         cache=tmp_path / "lambda-tmp" / "snapshot",
         history=history,
@@ -82,7 +95,7 @@ def pipeline(
         monkeypatch=monkeypatch,
     )
     built.env(
-        RECEIPT_EVENTS_STORE=postgres_url,
+        RECEIPT_EVENTS_STORE=store_url,
         RECEIPT_EVENTS_WAKE_QUEUE=queue.url,
         RECEIPT_EVENTS_SNAPSHOTS=built.snapshots_url,
         RECEIPT_EVENTS_LEASE_TABLE=lock_table,

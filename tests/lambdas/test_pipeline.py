@@ -1,6 +1,6 @@
 """End to end over HTTP: the app's writes → DynamoDB Local stream → stream processor → event
-log (PostgreSQL) → SQS wake-ups → projector → S3 snapshot → pulled, verified, and checked
-record by record against what the table says."""
+log (PostgreSQL, or a DynamoDB store table) → SQS wake-ups → projector → S3 snapshot → pulled,
+verified, and checked record by record against what the table says."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.lambdas.checks import (
 )
 from tests.support.expected_projection import Expected, place_fields
 from tests.support.lambda_context import LambdaContext
-from tests.support.lambda_pipeline import Pipeline
+from tests.support.lambda_pipeline import STORES, Pipeline
 from tests.support.log_lines import emf_lines, json_lines
 
 _deserializer = TypeDeserializer()
@@ -100,6 +100,7 @@ def _chosen_records(
     return chosen
 
 
+@pytest.mark.parametrize("pipeline", STORES, indirect=True)
 def test_pipeline_end_to_end_over_http(
     pipeline: Pipeline, tmp_path: Path, other_store: Any
 ) -> None:

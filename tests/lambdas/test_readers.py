@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from projections.readers import open_fresh
 from projections.restore import restore
 from receipt_chroma.digest import dump
 from receipt_chroma.snapshots import open_snapshot_store
 from synthetic.deltas import run_records
 from tests.lambdas.checks import assert_matches_table, dump_snapshot, metadata_of
-from tests.support.lambda_pipeline import DIMENSION, Pipeline
+from tests.support.lambda_pipeline import DIMENSION, STORES, Pipeline
 from tests.support.receipt_table import final_keys
 
 
@@ -35,6 +37,7 @@ def _last_label_change_of_an_embedded_word(pipeline: Pipeline) -> tuple[int, str
     return found
 
 
+@pytest.mark.parametrize("pipeline", STORES, indirect=True)  # open_fresh on each store URL
 def test_open_fresh_includes_changes_published_after_the_snapshot(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:

@@ -10,7 +10,8 @@ the ``receipt-events`` CLI from the virtualenv SIGKILLs itself the n-th time it 
 point. ``n`` is drawn per seed from the number of times a clean run of the same step passes
 the point (counted once per seed on a reference run), so the kill lands at different passes:
 another ingest batch, another Chroma write, another uploaded file. The steps killed: the
-ingest of part 2 (``append.*``, SQLite and PostgreSQL), the ``project`` or the second
+ingest of part 2 (``append.*``, SQLite, PostgreSQL and DynamoDB Local, killed before a
+``TransactWriteItems``), the ``project`` or the second
 ``compact`` (``projection.*``), the second ``compact`` (``publish.*``, local store and S3 on
 moto with the lock on DynamoDB Local).
 
@@ -65,7 +66,7 @@ from tests.support.seeded_runs import SeedData, run_in_process, seed_built, step
 class Scenario:
     point: str  # the fault point
     step: str  # the step killed: ingest (part 2), project, or compact (the second one)
-    store: str = "sqlite"  # the event store: sqlite or postgres
+    store: str = "sqlite"  # the event store: sqlite, postgres or dynamodb (DynamoDB Local)
     snapshots: str = "local"  # the snapshot store: local directory, or s3 (moto + DynamoDB)
 
     @property
@@ -100,6 +101,7 @@ class Scenario:
 SCENARIOS = [
     Scenario("append.before_commit", "ingest", "sqlite"),
     Scenario("append.before_commit", "ingest", "postgres"),
+    Scenario("append.before_commit", "ingest", "dynamodb"),
     Scenario("projection.after_chroma_write", "project"),
     Scenario("projection.after_chroma_write", "compact"),
     Scenario("projection.after_state_commit", "project"),
@@ -117,22 +119,29 @@ def _marks(scenario: Scenario) -> list[pytest.MarkDecorator]:
     marks = []
     if scenario.store == "postgres":
         marks.append(pytest.mark.postgres)
-    if scenario.snapshots == "s3":
+    if scenario.snapshots == "s3" or scenario.store == "dynamodb":
         marks.append(pytest.mark.aws)
     return marks
 
 
 def _cases() -> list[Any]:
-    """Every kill point with every seed: on every variant (deep), or one variant a seed (fast)."""
+    """Every kill point with every seed: on every variant (deep), or one variant a seed in
+    turn (fast), with a seed again for a point that has more variants than seeds, so every
+    variant runs in either profile."""
     cases = []
     for point in faults.POINTS:
         variants = [scenario for scenario in SCENARIOS if scenario.point == point]
-        for index, seed in enumerate(SEEDS):
-            chosen = variants if PROFILE.every_variant else [variants[index % len(variants)]]
-            cases += [
-                pytest.param(scenario, seed, id=f"{scenario.id}#{seed}", marks=_marks(scenario))
-                for scenario in chosen
+        if PROFILE.every_variant:
+            chosen = [(scenario, seed) for seed in SEEDS for scenario in variants]
+        else:
+            chosen = [
+                (variants[index % len(variants)], SEEDS[index % len(SEEDS)])
+                for index in range(max(len(variants), len(SEEDS)))
             ]
+        cases += [
+            pytest.param(scenario, seed, id=f"{scenario.id}#{seed}", marks=_marks(scenario))
+            for scenario, seed in chosen
+        ]
     return cases
 
 
@@ -182,6 +191,10 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
     store_url = "sqlite:///" + str(tmp_path / "events.db")
     if scenario.store == "postgres":
         store_url = str(request.getfixturevalue("postgres_url"))
+    if scenario.store == "dynamodb":
+        # a fresh table on the session's DynamoDB Local; the killed CLI finds it through the
+        # AWS variables aws_env put in os.environ (Site.env passes them on)
+        store_url = str(request.getfixturevalue("dynamodb_url"))
     snapshots_url, lock_table = str(tmp_path / "store"), None
     if scenario.snapshots == "s3":
         bucket = request.getfixturevalue("s3_bucket")
@@ -348,3 +361,5 @@ def state_after_kill(
 def test_every_fault_point_is_covered_in_this_profile() -> None:
     assert {scenario.point for scenario in SCENARIOS} == set(faults.POINTS)
     assert len(SEEDS) == PROFILE.seeds >= 2
+    # every variant (each backend of each kill point) runs, whatever the profile
+    assert {case.values[0] for case in CASES} == set(SCENARIOS)

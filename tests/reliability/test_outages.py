@@ -1,4 +1,5 @@
-"""Real outages in the middle of the work: PostgreSQL cut mid-append, S3 failing mid-publish.
+"""Real outages in the middle of the work: PostgreSQL cut mid-append, DynamoDB Local killed
+mid-append, S3 failing mid-publish.
 
 **PostgreSQL cut mid-append.** The stream Lambda handler (``lambdas.stream_processor``, in this
 process, as a warm container) reaches PostgreSQL through a TCP proxy that watches the
@@ -16,6 +17,19 @@ with the database back. ``commit_blip`` cuts only that one connection after the 
 store's retry must succeed without reporting anything. In every mode each event ends up
 stored exactly once, in stream order (compared with a clean ingest in another store).
 
+**DynamoDB Local killed mid-append.** The same handler on a ``dynamodb://`` store, on a
+DynamoDB Local of its own (its data in a directory, not in memory, so what was committed
+survives), which is SIGKILLed at the k-th append:
+
+* ``before_commit``: as the store is about to send the ``TransactWriteItems`` (its
+  ``append.before_commit`` fault point): nothing of the batch is stored;
+* ``after_commit``: as the answer to the k-th ``TransactWriteItems`` arrives (committed, the
+  server dies before the handler's next request): the batch is stored, the invocation fails.
+
+The batch must be reported failed from its lowest SequenceNumber (again while the server is
+still down: the store cannot even be opened), then DynamoDB Local is restarted on the same
+port and data, and the redelivery must leave each event stored exactly once, in stream order.
+
 **S3 failing mid-publish.** A compactor (the CLI, as a subprocess) publishes through an HTTP
 proxy in front of the moto server that answers real 5xx errors: every snapshot-file PUT from
 the k-th on (``files``), the manifest PUT (``manifest``), the pointer PUT (``pointer``), or
@@ -29,11 +43,13 @@ from __future__ import annotations
 
 import http.client
 import random
+import signal
 import socket
 import subprocess
 import threading
 import time
 import types
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,10 +59,22 @@ from urllib.parse import urlsplit
 import pytest
 
 import lambdas.stream_processor
+import receipt_events.store.dynamodb as dynamodb_store
+from receipt_events import faults
 from receipt_events.ingest import ingest
 from receipt_events.records import records_from_lambda_event
 from receipt_events.store import EventStore, open_store
+from receipt_events.store.dynamodb_table import create_store_table
+from receipt_events.store.url import DynamoDBTarget
 from synthetic.history import HistoryConfig, generate_history
+from tests.aws.harness import (
+    AwsEnv,
+    ServerProcess,
+    ServiceUnavailable,
+    start_dynamodb_local,
+    unavailable,
+)
+from tests.support.ci import in_ci
 from tests.support.end_state_checks import final_checks, pulled_digest, unverifiable_snapshots
 from tests.support.log_contents import events_of, read_events
 from tests.support.pipeline_site import CLI, Site, compact_once
@@ -237,6 +265,247 @@ def _deliver(
             problems.append("the batch keeps failing after the database came back")
             return failures
         proxy.reopen()  # the database is back; the ESM retries from the reported record
+        start = next(
+            index
+            for index in range(start, len(records))
+            if _sequence(records[index]) == failure["itemIdentifier"]
+        )
+    return failures
+
+
+# --------------------------------------------------------------------------- DynamoDB
+
+
+class OwnDynamoDB:
+    """A DynamoDB Local of its own (the session's shared one is untouched), keeping its data in
+    a directory so that what was committed before a SIGKILL is there after a restart, which
+    listens on the same port (where the handler's clients still point)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.starts = 0
+        self.kills = 0
+        self.restart_seconds: list[float] = []
+        self.server = self._start(0)
+        self.url = self.server.url
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def _start(self, port: int) -> ServerProcess:
+        self.starts += 1
+        return start_dynamodb_local(
+            self.root / f"logs-{self.starts}", db_path=self.root / "data", port=port
+        )
+
+    @property
+    def up(self) -> bool:
+        return self.server.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook, nothing finished that was not finished."""
+        self.server.process.send_signal(signal.SIGKILL)
+        self.server.process.wait(timeout=30)
+        self.kills += 1
+
+    def restart(self) -> None:
+        started = time.monotonic()
+        self.server.stop()  # reaps it and closes its stdin
+        self.server = self._start(self.port)
+        assert self.server.url == self.url
+        self.restart_seconds.append(round(time.monotonic() - started, 2))
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def own_dynamodb(aws_env: AwsEnv, tmp_path: Path) -> Iterator[OwnDynamoDB]:
+    """A DynamoDB Local of this test's own; aws_env gives the fake credentials and region."""
+    try:
+        dynamodb = OwnDynamoDB(tmp_path / "dynamodb-local")
+    except ServiceUnavailable as error:
+        unavailable(f"a DynamoDB Local of its own: {error}", ci=in_ci())
+    yield dynamodb
+    dynamodb.stop()
+
+
+SETTLE_SECONDS = 0.1  # DynamoDB Local's lag between answering a write and having it on disk
+
+
+class AppendKiller:
+    """Kills the DynamoDB Local at the ``nth`` append (``TransactWriteItems``): before it is
+    sent (``before_commit``), or once its answer says it committed (``after_commit``).
+
+    Right before the kill the log's head is read back (``head_at_kill``): what the restarted
+    server must hold. DynamoDB Local answers a write a few milliseconds before its data file
+    has it (a SIGKILL at the very answer can lose an acknowledged transaction, which DynamoDB
+    does not do), so the kill waits for that read and a moment more."""
+
+    def __init__(self, dynamodb: OwnDynamoDB, url: str, mode: str, nth: int) -> None:
+        self.dynamodb = dynamodb
+        self.url = url
+        self.mode = mode
+        self.nth = nth
+        self.appends = 0
+        self.head_at_kill: int | None = None
+
+    def _append(self) -> None:
+        self.appends += 1
+        if self.appends == self.nth and self.head_at_kill is None:
+            self.head_at_kill = _log_head(self.url)
+            time.sleep(SETTLE_SECONDS)
+            self.dynamodb.kill()
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        if self.mode == "before_commit":
+            passed = faults.point
+
+            def point(name: str) -> None:
+                if name == "append.before_commit":
+                    self._append()
+                passed(name)
+
+            monkeypatch.setattr(faults, "point", point)
+            return
+        assert self.mode == "after_commit"
+        make_client = dynamodb_store.dynamodb_client
+
+        def after_call(**kwargs: Any) -> None:
+            if kwargs["http_response"].status_code == 200:  # committed, not cancelled
+                self._append()
+
+        def client(target: DynamoDBTarget) -> Any:
+            made = make_client(target)
+            made.meta.events.register("after-call.dynamodb.TransactWriteItems", after_call)
+            return made
+
+        monkeypatch.setattr(dynamodb_store, "dynamodb_client", client)
+
+
+def _log_head(url: str) -> int:
+    with open_store(url) as store:
+        return store.head()
+
+
+@pytest.mark.parametrize(("mode", "seed"), _seeds_for(["before_commit", "after_commit"]))
+def test_dynamodb_local_killed_mid_append_is_retried_from_the_lowest_sequence_and_stored_once(
+    mode: str,
+    seed: int,
+    own_dynamodb: OwnDynamoDB,
+    aws_env: AwsEnv,
+    warm_handler: Callable[[dict[str, Any]], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history = generate_history(
+        HistoryConfig(seed=seed, receipts=4, lines_per_receipt=(2, 4), redelivery_rate=0.0)
+    )
+    records = history.records
+    assert [int(_sequence(r)) for r in records] == sorted(int(_sequence(r)) for r in records)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", own_dynamodb.url)
+    table = f"events-{uuid.uuid4().hex[:16]}"
+    create_store_table(aws_env.client("dynamodb"), table)
+    url = f"dynamodb://{table}"
+    # few, quick retries: the handler gives up on a dead server in well under a second
+    monkeypatch.setenv(
+        "RECEIPT_EVENTS_STORE", f"{url}?max_attempts=2&connect_timeout=0.5&read_timeout=2"
+    )
+    monkeypatch.delenv("RECEIPT_EVENTS_WAKE_QUEUE", raising=False)
+    monkeypatch.delenv("RECEIPT_EVENTS_FAULT", raising=False)
+    # before_commit: at least one batch committed before the kill, for the restart to keep
+    low = 2 if mode == "before_commit" else 1
+    nth = random.Random(f"dynamodb-kill:{mode}#{seed}").randint(low, 4)
+    with open_store(f"memory://outage-clean-dynamodb-{mode}-{seed}") as clean:
+        ingest(clean, records_from_lambda_event({"Records": records}))
+        clean_events = events_of(clean.iter_events())
+    killer = AppendKiller(own_dynamodb, url, mode, nth)
+    killer.install(monkeypatch)
+
+    row: dict[str, Any] = {"mode": mode, "seed": seed, "kill_at_append": nth, "outcome": "error"}
+    problems: list[str] = []
+    try:
+        failures = _deliver_through_kill(
+            records, warm_handler, own_dynamodb, killer, url, clean_events, problems
+        )
+        capsys.readouterr()
+        row["reported_failures"] = failures
+        row["kills"] = own_dynamodb.kills
+        row["head_at_kill"] = killer.head_at_kill
+        row["restart_seconds"] = own_dynamodb.restart_seconds
+        if killer.head_at_kill is None:
+            problems.append(f"only {killer.appends} appends: the kill never came")
+        if failures != 1:
+            problems.append(f"{failures} batches were reported failed, not 1")
+        events = read_events(url)
+        ids = [originator for originator, _ in events]
+        row["events"] = len(events)
+        row["lost_updates"] = len({i for i, _ in clean_events} - set(ids))
+        row["doubled"] = len(ids) - len(set(ids))
+        if events != clean_events:
+            row["divergences"] = 1
+            problems.append(
+                f"the log differs from a clean ingest: {len(events)} events vs "
+                f"{len(clean_events)}, {row['lost_updates']} missing, {row['doubled']} doubled"
+            )
+        row["outcome"] = "; ".join(problems) or "stored once"
+    except BaseException as error:
+        row["outcome"] = f"error: {type(error).__name__}: {error}"
+        row["crashes"] = 1
+        raise
+    finally:
+        record_case(f"outage/dynamodb-kill/{mode}", **row)
+    assert not problems, "\n".join(problems)
+
+
+def _deliver_through_kill(
+    records: list[dict[str, Any]],
+    handler: Callable[[dict[str, Any]], dict[str, Any]],
+    dynamodb: OwnDynamoDB,
+    killer: AppendKiller,
+    url: str,
+    clean_events: list[tuple[str, bytes]],
+    problems: list[str],
+) -> int:
+    """Deliver the stream in batches as the ESM does; once a batch is reported failed, deliver
+    it again with DynamoDB Local still down, then restart it and retry from the report."""
+    start, failures = 0, 0
+    while start < len(records):
+        batch = records[start : start + STREAM_BATCH]
+        head = _log_head(url)
+        response = handler({"Records": batch})
+        reported = response["batchItemFailures"]
+        if not reported:
+            if not dynamodb.up:
+                problems.append("a batch was reported stored with DynamoDB Local dead")
+            start += len(batch)
+            continue
+        failures += 1
+        [failure] = reported
+        lowest = min((_sequence(record) for record in batch), key=int)
+        if failure["itemIdentifier"] != lowest:
+            problems.append(
+                f"the failed batch was reported from {failure['itemIdentifier']}, "
+                f"not from its lowest SequenceNumber {lowest}"
+            )
+        if dynamodb.up:
+            problems.append(f"a batch was reported failed with DynamoDB Local up: {reported}")
+        else:  # the ESM retries at once: the store cannot even be opened
+            again = handler({"Records": batch})["batchItemFailures"]
+            if again != reported:
+                problems.append(f"with DynamoDB Local still down the retry reported {again}")
+        if failures > 2:
+            problems.append("the batch keeps failing after DynamoDB Local came back")
+            return failures
+        dynamodb.restart()  # on the same data: what was committed is there again
+        after = read_events(url)
+        if after != clean_events[: len(after)]:
+            problems.append("after the kill the log is not a prefix of the clean log")
+        killed = killer.head_at_kill
+        if len(after) != killed:  # positions are gapless: the head is the number of events
+            problems.append(f"the log held {killed} events at the kill, {len(after)} after it")
+        if killer.mode == "before_commit" and killed != head:
+            problems.append(f"before_commit: the log went from {head} to {killed} events")
+        if killer.mode == "after_commit" and (killed or 0) <= head:
+            problems.append(f"after_commit: the killed batch was not committed ({head} events)")
         start = next(
             index
             for index in range(start, len(records))

@@ -1,10 +1,11 @@
 """Everything a deployment of the two Lambda functions has, over HTTP, for one test.
 
 The receipts table with its stream on DynamoDB Local, the bucket (deltas and snapshots) and
-the wake-up queue on moto, the lease table on DynamoDB Local, the event store in its own
-PostgreSQL schema, and the functions' environment (``RECEIPT_EVENTS_*``). The ``pipeline``
-fixture (``tests/lambdas/conftest.py``) builds one; a test writes the history (all of it or in
-parts), uploads the deltas, and drives the handlers itself.
+the wake-up queue on moto, the lease table on DynamoDB Local, the event store (in its own
+PostgreSQL schema, or a store table of its own on DynamoDB Local), and the functions'
+environment (``RECEIPT_EVENTS_*``). The ``pipeline`` fixture (``tests/lambdas/conftest.py``)
+builds one; a test writes the history (all of it or in parts), uploads the deltas, and drives
+the handlers itself.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from tests.support.wake_queue import WakeQueue
 SEED = 7  # chosen to hold every case the tests look for (each test asserts what it needs)
 DIMENSION = 32
 STREAM_BATCH = 25  # GetRecords Limit: the ESM's batch size
+# The event stores a pipeline runs on (PostgreSQL unless a test says otherwise):
+# @pytest.mark.parametrize("pipeline", STORES, indirect=True)
+STORES = ["postgres", "dynamodb"]
 
 
 def history_config(seed: int = SEED, *, delta_root: str = "deltas") -> HistoryConfig:
