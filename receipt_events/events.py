@@ -345,8 +345,11 @@ def stream_originator_id(event_id: str) -> str:
     return f"ddb:{event_id}"
 
 
+BACKFILL_KEY_PREFIX = "fill:"  # a backfilled item's identity (and a parked row's)
+
+
 def backfill_originator_id(pk: str, sk: str) -> str:
-    return f"fill:{pk}|{sk}"
+    return f"{BACKFILL_KEY_PREFIX}{pk}|{sk}"
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -14,7 +14,12 @@ import msgspec
 
 from receipt_events.attributes import AttributeValueError, decode_item
 from receipt_events.changes import ChangeError, Skipped, item_event
-from receipt_events.events import BackfillSource, EmbeddingsPublished, ReceiptEvent
+from receipt_events.events import (
+    BACKFILL_KEY_PREFIX,
+    BackfillSource,
+    EmbeddingsPublished,
+    ReceiptEvent,
+)
 from receipt_events.ingest import BACKFILL_ORIGIN
 from receipt_events.keys import KeyFormatError, parse_key
 from receipt_events.store import ParkedRecord
@@ -44,7 +49,9 @@ def park_row(row: dict[str, Any], source: BackfillSource, error: str) -> ParkedR
     payload = _encoder.encode({"Item": row})
     key = _key_of(row)
     parked_id = (
-        f"fill:{key}" if key is not None else "sha256:" + hashlib.sha256(payload).hexdigest()
+        f"{BACKFILL_KEY_PREFIX}{key}"
+        if key is not None
+        else "sha256:" + hashlib.sha256(payload).hexdigest()
     )
     return ParkedRecord(
         parked_id=parked_id,

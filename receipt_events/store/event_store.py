@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from receipt_events.events import Event
-from receipt_events.store.content import content_hash
+from receipt_events.store.content import content_checked, content_hash
 from receipt_events.store.mapper import MsgspecMapper
 from receipt_events.store.parked import ParkedRecord, ParkedResolved
 from receipt_events.store.recorders import DedupKey, DedupRecorder, Logged, Recorders
@@ -226,10 +226,14 @@ class EventStore:
             outcomes[index] = inserted_at
         if not check:
             return outcomes
-        stored_before = [key for key, index in first.items() if outcomes[index] is None]
+        stored_before = [
+            key
+            for key, index in first.items()
+            if outcomes[index] is None and content_checked(items[index])
+        ]
         logged = recorder.logged(stored_before) if stored_before else {}
         for index, key in enumerate(keys):
-            if isinstance(outcomes[index], int):
+            if isinstance(outcomes[index], int) or not content_checked(items[index]):
                 continue
             position = outcomes[first[key]]
             if isinstance(position, int):  # a repeat of an item this batch inserted

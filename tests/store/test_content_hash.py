@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -81,3 +82,25 @@ def test_an_event_stored_before_hashes_under_the_old_schema_is_still_a_copy(
     with sqlite3.connect(path) as connection:
         columns = [row[1] for row in connection.execute("PRAGMA table_info(events)")]
     assert "content_hash" in columns
+
+
+def test_a_backfilled_item_read_again_later_is_a_duplicate_not_a_conflict() -> None:
+    """An item is backfilled at most once: a later pass's read of it (another read time,
+    maybe other content) is a plain duplicate; a stream record's eventID is compared."""
+    from receipt_events.events import BackfillSource
+
+    def backfilled(read_at: float, status: str) -> Any:
+        event = label_set("unused", status=status)
+        source = BackfillSource(via="scan", table="receipts", read_at=read_at)
+        return msgspec.structs.replace(event, source=source)
+
+    first, later = backfilled(1.0, "VALID"), backfilled(2.0, "INVALID")
+    assert first.originator_id == later.originator_id
+    with open_store("memory://") as store:
+        assert store.append_outcomes([first]) == [1]
+        assert store.append_outcomes([later]) == [None]
+        assert store.parked_records() == []
+        stream = label_set("e-9", status="VALID")
+        store.append([stream])
+        assert store.append([label_set("e-9", status="INVALID")]) == [None]
+        assert len(store.parked_records()) == 1
