@@ -75,7 +75,9 @@ class EventStore:
 
         With ``expected_head``, append only if the log's head is still that position, else
         append nothing and raise :class:`HeadMoved`: a decision taken from the log up to a
-        position (the backfill's) lands only if nothing came after it in between.
+        position (the backfill's) lands only if nothing came after it in between. An event
+        that conflicts with a stored one (same identity, other content) is parked here, with
+        the event as its payload, and is None in the result too.
         """
         outcomes = self.append_outcomes(events, expected_head=expected_head)
         conflicts = [
@@ -84,7 +86,7 @@ class EventStore:
                 origin=CONFLICT_ORIGIN + event.originator_id,
                 error=outcome.describe(),
                 payload=msgspec.json.encode(event),
-                log_head=self.head(),
+                log_head=outcome.position,
             )
             for event, outcome in zip(events, outcomes, strict=True)
             if isinstance(outcome, Conflict)
