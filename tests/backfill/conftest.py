@@ -18,3 +18,12 @@ def stream_store(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     monkeypatch.setenv(STORE_ENV, sqlite_url)
     yield sqlite_url
     drop_warm_store(lambdas.stream_processor)
+
+
+@pytest.fixture
+def dynamodb_stream_store(dynamodb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``stream_store`` on a DynamoDB event store (a table of its own on DynamoDB Local)."""
+    drop_warm_store(lambdas.stream_processor)
+    monkeypatch.setenv(STORE_ENV, dynamodb_url)
+    yield dynamodb_url
+    drop_warm_store(lambdas.stream_processor)

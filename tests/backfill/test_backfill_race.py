@@ -48,6 +48,20 @@ TOUCH_SEEDS = [201 + n for n in range(PROFILE.seeds)]
 def test_a_backfill_racing_live_writes_adopts_everything_and_reverts_nothing(
     seed: int, aws_clean: AwsEnv, dynamodb_client: Any, stream_store: str, tmp_path: Path
 ) -> None:
+    race_a_scan_backfill(seed, aws_clean, dynamodb_client, stream_store, tmp_path)
+
+
+def test_a_backfill_into_a_dynamodb_event_store_racing_live_writes(
+    aws_clean: AwsEnv, dynamodb_client: Any, dynamodb_stream_store: str, tmp_path: Path
+) -> None:
+    """The same race with the log in DynamoDB (the serverless deployment): the conditional
+    append, the progress table and the markers all on ``dynamodb://``."""
+    race_a_scan_backfill(SEEDS[0], aws_clean, dynamodb_client, dynamodb_stream_store, tmp_path)
+
+
+def race_a_scan_backfill(
+    seed: int, aws_clean: AwsEnv, dynamodb_client: Any, stream_store: str, tmp_path: Path
+) -> None:
     adoption = Adoption.create(
         aws_clean,
         dynamodb_client,
