@@ -50,7 +50,6 @@ import contextlib
 import cProfile
 import io
 import os
-import pstats
 import statistics
 import sys
 import tempfile
@@ -64,6 +63,7 @@ from typing import Any, TextIO
 import msgspec
 
 import lambdas.stream_processor
+from bench.profiling import top_functions
 from receipt_events.backfill.adopt import BackfillOptions, run_backfill
 from receipt_events.backfill.run import BackfillSummary
 from receipt_events.markers import MARKER_PK
@@ -506,17 +506,6 @@ def measure(
         backfill_once(client, wire, pump, url, args.settle, profile)
         profiled = top_functions(profile, 15)
     return result, profiled
-
-
-def top_functions(profile: cProfile.Profile, count: int) -> list[tuple[str, float, float, int]]:
-    """The functions with the most own time: (name, own s, cumulative s, calls)."""
-    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, function), (_, calls, own, cumulative, _) in stats.items():
-        short = filename.split("site-packages/")[-1].removeprefix(f"{ROOT}/")
-        rows.append((f"{short}:{line}({function})", own, cumulative, calls))
-    rows.sort(key=lambda row: row[1], reverse=True)
-    return rows[:count]
 
 
 if __name__ == "__main__":

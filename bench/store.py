@@ -48,7 +48,6 @@ import contextlib
 import cProfile
 import math
 import multiprocessing
-import pstats
 import statistics
 import sys
 import tempfile
@@ -62,6 +61,7 @@ from typing import Any
 
 import msgspec
 
+from bench.profiling import top_functions
 from receipt_events.events import EmbeddingsAdopted, EventSource, ReceiptEvent
 from receipt_events.ingest import ingest
 from receipt_events.records import read_input
@@ -526,17 +526,6 @@ def profile_backend(
             finally:
                 profile.disable()
     return top_functions(profile, 12)
-
-
-def top_functions(profile: cProfile.Profile, count: int) -> list[tuple[str, float, float, int]]:
-    """The functions with the most own time: (name, own s, cumulative s, calls)."""
-    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, function), (_, calls, own, cumulative, _) in stats.items():
-        short = filename.split("site-packages/")[-1].removeprefix(f"{ROOT}/")
-        rows.append((f"{short}:{line}({function})", own, cumulative, calls))
-    rows.sort(key=lambda row: row[1], reverse=True)
-    return rows[:count]
 
 
 @contextlib.contextmanager
