@@ -215,6 +215,14 @@ class RedriveSummary(msgspec.Struct, kw_only=True):
     errors: dict[str, str] = msgspec.field(default_factory=dict)  # parked id → current reason
 
 
+# Parked records a redrive keeps parked, by origin, and why: not stream records to re-parse.
+_NOT_REDRIVEN = {
+    CONFLICT_ORIGIN: "the payload is the conflicting event: compare it with the stored one, "
+    "nothing to retry",
+    BACKFILL_ORIGIN: "a row the backfill read: run `receipt-events backfill` again to retry it",
+}
+
+
 def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> RedriveSummary:
     """Retry parked records with the current parser; resolve those that now succeed.
 
@@ -236,20 +244,13 @@ def redrive(store: EventStore, parked_ids: Collection[str] | None = None) -> Red
     outcomes: Counter[Resolution] = Counter()
     for record in waiting:
         summary.retried += 1
-        if record.origin.startswith(CONFLICT_ORIGIN):
+        kept = next(
+            (why for origin, why in _NOT_REDRIVEN.items() if record.origin.startswith(origin)),
+            None,
+        )
+        if kept is not None:
             summary.still_parked += 1
-            summary.errors[record.parked_id] = (
-                f"{record.error} (the payload is the conflicting event: compare it with the "
-                "stored one, nothing to retry)"
-            )
-            continue
-        if record.origin.startswith(BACKFILL_ORIGIN):
-            # a row a backfill read, not a stream record: the backfill retries it
-            summary.still_parked += 1
-            summary.errors[record.parked_id] = (
-                f"{record.error} (a row the backfill read: run `receipt-events backfill` "
-                "again to retry it)"
-            )
+            summary.errors[record.parked_id] = f"{record.error} ({kept})"
             continue
         outcome = classify(InputRecord(record.origin, record.payload))
         if isinstance(outcome, ParkedRecord):
