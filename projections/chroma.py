@@ -27,6 +27,7 @@ from receipt_events.events import EmbeddingsAdopted
 from receipt_events.store import Recorded
 
 WriteHook = Callable[[str, str, int], None]  # (operation, collection, records) after each call
+StoredHook = Callable[[str, dict[str, bytes]], None]  # (collection, id → stored vector's sha256)
 
 
 class BatchResult(msgspec.Struct):
@@ -64,7 +65,8 @@ def fold_events(
 class PlanWriter:
     """Queues planned writes and sends them to Chroma in max-size batches.
 
-    ``before_first_write`` runs once, before anything reaches Chroma (the in-flight note).
+    ``before_first_write`` runs once, before anything reaches Chroma (the in-flight note);
+    ``on_stored`` gets the hashes of the vectors Chroma stored for each upsert.
     Deletes, upserts and updates touch distinct records, so queues flush independently.
     """
 
@@ -73,10 +75,12 @@ class PlanWriter:
         chroma: ChromaDirectory,
         before_first_write: Callable[[], None],
         on_write: WriteHook | None = None,
+        on_stored: StoredHook = lambda collection, stored: None,
     ) -> None:
         self._chroma = chroma
         self._before_first_write: Callable[[], None] | None = before_first_write
         self._on_write = on_write
+        self._on_stored = on_stored
         self._batch_size = chroma.max_batch_size()
         self.queued = Plan()
         self.added = self.updated = self.deleted = 0
@@ -110,7 +114,10 @@ class PlanWriter:
             queue.deletes.clear()
         if len(queue.upserts) >= size:
             self._write(
-                "upsert", name, len(queue.upserts), lambda c: upsert(c, queue.upserts, batch)
+                "upsert",
+                name,
+                len(queue.upserts),
+                lambda c: self._on_stored(name, upsert(c, queue.upserts, batch)),
             )
             self.added += len(queue.added_ids)
             self.updated += len(queue.upserts) - len(queue.added_ids)
@@ -157,7 +164,9 @@ def apply_batch(
     state = snapshot.state
     fold = Fold(state, load_delta, policy=policy, known_digests=known_digests)
     batch_end = [events[-1].position]  # where the batch ends, as noted before any write
-    writer = PlanWriter(snapshot.chroma, lambda: state.begin_batch(batch_end[0]), on_write)
+    writer = PlanWriter(
+        snapshot.chroma, lambda: state.begin_batch(batch_end[0]), on_write, fold.stored
+    )
     # A receipt is planned once no later event of the batch touches it; a baseline (which
     # touches any receipt) defers every plan to the end of its batch.
     adopting = any(isinstance(r.event, EmbeddingsAdopted) for r in events)
@@ -194,6 +203,7 @@ def apply_batch(
     for receipt in sorted(set(fold.touched) - planned):
         writer.add(_receipt_plan(fold, receipt, redo))
     writer.flush()
+    assert not fold.unhashed, "every upserted record is hashed once written"
     state.commit_batch(
         views=[fold.post[receipt] for receipt in fold.touched],
         merged=fold.merged,
@@ -201,6 +211,7 @@ def apply_batch(
         dimensions=fold.dimensions,
         checkpoint=fold.last.position,
         checkpoint_event=fold.last.event.originator_id,
+        hashes=fold.hashes,
     )
     faults.point("projection.after_state_commit")
     return (

@@ -18,6 +18,7 @@ import msgspec
 from projections.errors import DeltaProblem
 from projections.metadata import MANAGED_KEYS, LabelState, record_metadata
 from projections.state import (
+    HashChanges,
     HeldDelta,
     MergedDelta,
     PlaceState,
@@ -28,6 +29,7 @@ from projections.state import (
 )
 from receipt_chroma.client import COLLECTIONS, CollectionName
 from receipt_chroma.deltas import Delta, DeltaError
+from receipt_chroma.digest import record_hash
 from receipt_chroma.records import ChromaRecord
 from receipt_chroma.writer import MetadataUpdate, Upsert
 from receipt_events.events import (
@@ -106,6 +108,8 @@ class Fold:
         self.merged: list[MergedDelta] = []
         self.held: list[HeldDelta] = []
         self.dimensions: dict[str, int] = {}
+        self.hashes = HashChanges()  # what the planned writes do to each collection's digest
+        self.unhashed: dict[RecordKey, dict[str, Any]] = {}  # upserted: metadata, awaiting hash
         self.applied = 0
         self.last: Recorded | None = None
 
@@ -386,6 +390,7 @@ class Fold:
         if new is None:
             if old is not None or force:
                 plan.deletes.append(record_id)
+            self._rehash(key, old, None)
             return
         new_metadata = metadata_of(after, collection, record_id, new)
         old_metadata = metadata_of(before, collection, record_id, old) if old else None
@@ -402,11 +407,50 @@ class Fold:
             plan.upserts.append(Upsert(record, removed))
             if old is None:
                 plan.added_ids.append(record_id)
-        elif force or old_metadata != new_metadata:
+            self._rehash(key, old, None)
+            self.unhashed[key] = new_metadata  # hashed once Chroma has stored the vector
+            return
+        # Chroma keeps the vector it stored; the record's hash follows its metadata.
+        if new.stored_sha is None and old is not None:
+            new = msgspec.structs.replace(new, stored_sha=old.stored_sha)
+        if new.stored_sha is not None and (old_metadata != new_metadata or new.record_hash is None):
+            hashed = record_hash(record_id, new.document, new_metadata, new.stored_sha)
+            new = msgspec.structs.replace(new, record_hash=hashed)
+        after.records[key] = new
+        self._rehash(key, old, new)
+        if force or old_metadata != new_metadata:
             stale = set(old_metadata or ()) | (MANAGED_KEYS[collection] if force else set())
             patch: dict[str, Any] = dict(new_metadata)
             patch.update(dict.fromkeys(sorted(stale - set(new_metadata))))
             plan.updates.append(MetadataUpdate(record_id, patch))
+
+    def stored(self, collection: str, stored_shas: dict[str, bytes]) -> None:
+        """Hash the records just upserted, now that Chroma's stored vectors are known."""
+        for record_id, stored_sha in stored_shas.items():
+            key = (collection, record_id)
+            metadata = self.unhashed.pop(key, None)
+            if metadata is None:
+                continue
+            owner = parse_chroma_id(record_id)
+            view = self.post[(owner.image_id, owner.receipt_id)]
+            record = view.records[key]
+            hashed = record_hash(record_id, record.document, metadata, stored_sha)
+            view.records[key] = msgspec.structs.replace(
+                record, stored_sha=stored_sha, record_hash=hashed
+            )
+            self.hashes.added[collection].append(hashed)
+
+    def _rehash(self, key: RecordKey, old: RecordState | None, new: RecordState | None) -> None:
+        """Note a record's hash leaving and entering its collection's multiset hash."""
+        before = old.record_hash if old is not None else None
+        after = new.record_hash if new is not None else None
+        if before == after:
+            return
+        if old is not None:
+            assert before is not None, f"{key[1]}: a kept record without its hash (digest v1)"
+            self.hashes.removed[key[0]].append(before)
+        if after is not None:
+            self.hashes.added[key[0]].append(after)
 
 
 def metadata_of(

@@ -14,7 +14,7 @@ from projections.errors import StateError
 from projections.snapshot_dir import open_snapshot
 from projections.state import PROJECTION_VERSION
 from receipt_chroma.client import COLLECTIONS
-from receipt_chroma.digest import digest_directory
+from receipt_chroma.digest import DIGEST_VERSION
 from receipt_chroma.directory_lock import LOCK_FILE
 from receipt_chroma.snapshots import Manifest, Pointer, SnapshotStore, snapshot_key
 from receipt_chroma.snapshots.manifest import file_entries
@@ -35,7 +35,7 @@ def publish_directory(
         if state.inflight_to is not None:
             raise StateError(f"{path} has a batch in flight; finish it before publishing")
         position = state.checkpoint
-        digest = digest_directory(snapshot.chroma, position)
+        digest = state.digest()  # kept as records were written: O(1), not a dump
         dimensions: dict[str, int] = {
             name: dimension
             for name in COLLECTIONS
@@ -47,6 +47,7 @@ def publish_directory(
             position=position,
             projection_version=PROJECTION_VERSION,
             digest=digest.digest,
+            digest_version=DIGEST_VERSION,
             counts=digest.counts,
             dimensions=dimensions,
             parent=parent,

@@ -13,7 +13,6 @@ from projections.runner import catch_up, check_same_log
 from projections.snapshot_dir import open_snapshot
 from projections.state import STATE_FILE
 from receipt_chroma.deltas import DeltaSource
-from receipt_chroma.digest import digest_directory
 from receipt_chroma.snapshots import Pointer, SnapshotStore
 from receipt_events.store import EventStore
 
@@ -48,7 +47,7 @@ def restore(
                     "needs the event store and the deltas"
                 )
             applied = catch_up(store, snapshot, deltas, to=position).applied
-        digest = digest_directory(snapshot.chroma, snapshot.state.checkpoint)
+        digest = snapshot.state.digest()
     return RestoreResult(
         position=digest.position,
         digest=digest.digest,

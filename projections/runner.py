@@ -109,6 +109,7 @@ def _catch_up(
 ) -> CatchUpResult:
     state = snapshot.state
     start = state.checkpoint
+    state.require_digest_v2()
     check_same_log(store, snapshot)
     recover_tombstones(store, snapshot)
     target = store.head() if to is None else to
@@ -251,7 +252,7 @@ def rebuild(
             progress=progress,
         )
         position = snapshot.state.checkpoint
-        digest = digest_directory(snapshot.chroma, position) if with_digest else None
+        digest = snapshot.state.digest() if with_digest else None
     return RebuildResult(
         position=position,
         digest=digest.digest if digest else "",

@@ -25,10 +25,14 @@ import msgspec
 
 from projections.errors import StateError
 from projections.metadata import LabelState
+from receipt_chroma.client import COLLECTIONS
+from receipt_chroma.digest import DIGEST_VERSION, Digest, snapshot_digest
+from receipt_chroma.lthash import LtHash
 
 PROJECTION_VERSION = 1
 STATE_FILE = "state.sqlite3"
 TOMBSTONES_MISSING = "tombstones_missing_to"  # meta: removals up to here left no tombstones
+DIGEST_VERSION_KEY = "digest_version"  # meta: 2 once the state keeps record hashes and lanes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +47,7 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE TABLE IF NOT EXISTS records (
     collection TEXT, id TEXT, image_id TEXT NOT NULL, receipt_id INTEGER NOT NULL,
     run_id TEXT NOT NULL, document TEXT, metadata TEXT NOT NULL, embedding_sha TEXT NOT NULL,
-    adopted INTEGER NOT NULL DEFAULT 0,
+    adopted INTEGER NOT NULL DEFAULT 0, stored_sha BLOB, record_hash BLOB,
     PRIMARY KEY (collection, id));
 CREATE INDEX IF NOT EXISTS records_by_receipt ON records (image_id, receipt_id);
 CREATE TABLE IF NOT EXISTS deltas (
@@ -58,6 +62,8 @@ CREATE TABLE IF NOT EXISTS held_deltas (
     run_id TEXT, collection TEXT, location TEXT NOT NULL, position INTEGER NOT NULL,
     error TEXT NOT NULL,
     PRIMARY KEY (run_id, collection));
+CREATE TABLE IF NOT EXISTS collection_hashes (
+    collection TEXT PRIMARY KEY, records INTEGER NOT NULL, lanes BLOB NOT NULL);
 """
 
 
@@ -74,6 +80,10 @@ class RecordState(msgspec.Struct, frozen=True):
     delta_metadata: dict[str, Any]
     embedding_sha: str
     adopted: bool = False  # from the baseline or a backfilled run: a streamed run's replaces it
+    # sha256 of the vector as Chroma stored it (cosine space normalises it), and of the whole
+    # record as Chroma holds it: what the digest is made of (None until the record is written)
+    stored_sha: bytes | None = None
+    record_hash: bytes | None = None
 
 
 class MergedDelta(msgspec.Struct, frozen=True):
@@ -98,6 +108,14 @@ class HeldDelta(msgspec.Struct, frozen=True):
 
 RecordKey = tuple[str, str]  # (collection, chroma id)
 WordLabels = dict[str, LabelState]  # label → state
+
+
+@dataclass
+class HashChanges:
+    """Record hashes a batch adds to and removes from each collection's multiset hash."""
+
+    added: dict[str, list[bytes]] = field(default_factory=lambda: {n: [] for n in COLLECTIONS})
+    removed: dict[str, list[bytes]] = field(default_factory=lambda: {n: [] for n in COLLECTIONS})
 
 
 @dataclass
@@ -145,6 +163,10 @@ class ProjectionState:
             # runner recovers them from the log before it applies anything new.
             self.set_meta(TOMBSTONES_MISSING, self.checkpoint)
         self._add_column("records", "adopted INTEGER NOT NULL DEFAULT 0")  # since 0.3
+        self._add_column("records", "stored_sha BLOB")  # since 0.5 (digest v2)
+        self._add_column("records", "record_hash BLOB")
+        if self.get_meta(DIGEST_VERSION_KEY) is None and self.checkpoint == 0:
+            self.set_meta(DIGEST_VERSION_KEY, DIGEST_VERSION)  # new: nothing to hash yet
         version = self.get_meta("projection_version")
         if version is None:
             self.set_meta("projection_version", PROJECTION_VERSION)
@@ -200,6 +222,43 @@ class ProjectionState:
         value = self.get_meta("inflight_to")
         return None if value is None else int(value)
 
+    @property
+    def digest_version(self) -> int:
+        """2 for a state that keeps record hashes; 1 for one written before (none kept)."""
+        return int(self.get_meta(DIGEST_VERSION_KEY) or 1)
+
+    def require_digest_v2(self) -> None:
+        """Refuse to go on from a state that keeps no record hashes (from before digest v2)."""
+        if self.digest_version < DIGEST_VERSION:
+            raise StateError(
+                f"{self.path.parent} is a snapshot from before canonical digest v2: its state "
+                "keeps no record hashes, and the digest published for it (v1) cannot be "
+                "compared with today's. Rebuild it: `receipt-events rebuild --out NEW_DIR` "
+                "(then `receipt-events snapshot push NEW_DIR DEST` to publish it)"
+            )
+
+    def collection_hashes(self) -> dict[str, LtHash]:
+        """Each collection's multiset hash of its records, as of the checkpoint."""
+        found: dict[str, LtHash] = {name: LtHash() for name in COLLECTIONS}
+        for collection, records, lanes in self._db.execute(
+            "SELECT collection, records, lanes FROM collection_hashes"
+        ):
+            found[collection] = LtHash.from_bytes(lanes, records)
+        return found
+
+    def digest(self) -> Digest:
+        """The canonical digest at the checkpoint, from the kept hashes: no Chroma dump."""
+        self.require_digest_v2()
+        return snapshot_digest(self.collection_hashes(), self.checkpoint)
+
+    def record_hashes(self, collection: str) -> dict[str, bytes | None]:
+        """Each record's kept hash (id → hash), to name the records a digest differs on."""
+        return dict(
+            self._db.execute(
+                "SELECT id, record_hash FROM records WHERE collection = ?", (collection,)
+            )
+        )
+
     def dimension(self, collection: str) -> int | None:
         value = self.get_meta(f"dimension:{collection}")
         return None if value is None else int(value)
@@ -222,13 +281,29 @@ class ProjectionState:
             view.labels.setdefault((line_id, word_id), {})[label] = LabelState(
                 label, status, proposed_by, added, position
             )
-        for collection, record_id, run_id, document, metadata, sha, adopted in self._db.execute(
-            "SELECT collection, id, run_id, document, metadata, embedding_sha, adopted "
-            "FROM records WHERE image_id = ? AND receipt_id = ?",
+        for (
+            collection,
+            record_id,
+            run_id,
+            document,
+            metadata,
+            sha,
+            adopted,
+            stored_sha,
+            hashed,
+        ) in self._db.execute(
+            "SELECT collection, id, run_id, document, metadata, embedding_sha, adopted, "
+            "stored_sha, record_hash FROM records WHERE image_id = ? AND receipt_id = ?",
             key,
         ):
             view.records[(collection, record_id)] = RecordState(
-                run_id, document, msgspec.json.decode(metadata), sha, bool(adopted)
+                run_id,
+                document,
+                msgspec.json.decode(metadata),
+                sha,
+                bool(adopted),
+                stored_sha,
+                hashed,
             )
         view.removed.update(
             self._db.execute(
@@ -297,9 +372,14 @@ class ProjectionState:
         dimensions: dict[str, int],
         checkpoint: int,
         checkpoint_event: str | None,
+        hashes: HashChanges | None = None,
     ) -> None:
-        """Save the batch's receipts, deltas and the new checkpoint in one transaction."""
+        """Save the batch's receipts, deltas, hash changes and the new checkpoint in one
+        transaction."""
+        self.require_digest_v2()
         with self._transaction():
+            if hashes is not None:
+                self._update_collection_hashes(hashes)
             for view in views:
                 self._save_receipt(view)
             self._db.executemany(
@@ -318,6 +398,19 @@ class ProjectionState:
             self.set_meta("checkpoint", checkpoint)
             self.set_meta("checkpoint_event", checkpoint_event)
             self._db.execute("DELETE FROM meta WHERE key = 'inflight_to'")
+
+    def _update_collection_hashes(self, changes: HashChanges) -> None:
+        current = self.collection_hashes()
+        for name in COLLECTIONS:
+            added, removed = changes.added[name], changes.removed[name]
+            if not added and not removed:
+                continue
+            lanes = current[name]
+            lanes.update(added, removed)
+            self._db.execute(
+                "INSERT OR REPLACE INTO collection_hashes VALUES (?, ?, ?)",
+                (name, lanes.count, lanes.to_bytes()),
+            )
 
     def _save_receipt(self, view: ReceiptView) -> None:
         key = (view.image_id, view.receipt_id)
@@ -348,7 +441,7 @@ class ProjectionState:
             ],
         )
         self._db.executemany(
-            "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     collection,
@@ -359,6 +452,8 @@ class ProjectionState:
                     msgspec.json.encode(record.delta_metadata).decode(),
                     record.embedding_sha,
                     int(record.adopted),
+                    record.stored_sha,
+                    record.record_hash,
                 )
                 for (collection, record_id), record in view.records.items()
             ],

@@ -1,9 +1,11 @@
 """Checks against the log: ``verify`` (rebuild elsewhere, compare by content) and ``diff``.
 
-Verify rebuilds the log up to a snapshot's checkpoint in a scratch directory and compares
-canonical digests; on a mismatch it lists each differing record and what differs (document,
-embedding, missing, or the metadata keys). The rebuild is told the delta digests the snapshot
-recorded, so a delta changed since it was merged is named as such. Diff is a dry run: what
+Verify compares three digests of a snapshot: of a full dump of its Chroma collections, the one
+its state kept as records were written (what a publish writes in the manifest), and of a
+rebuild of the log up to its checkpoint in a scratch directory. On a mismatch it lists each
+differing record and what differs (document, embedding, missing, the metadata keys, or the
+hash the state kept). The rebuild is told the delta digests the snapshot recorded, so a delta
+changed since it was merged is named as such. Diff is a dry run: what
 applying the tail of the log would add, update and delete, with nothing written.
 """
 
@@ -20,9 +22,9 @@ from projections.errors import StateError
 from projections.fold import DeltaPolicy
 from projections.runner import check_same_log, rebuild
 from projections.snapshot_dir import open_snapshot
-from receipt_chroma.client import open_chroma
+from receipt_chroma.client import COLLECTIONS, open_chroma
 from receipt_chroma.deltas import DeltaSource
-from receipt_chroma.digest import digest_records, dump
+from receipt_chroma.digest import digest_records, dump, hash_of
 from receipt_chroma.records import ChromaRecord
 from receipt_events.store import EventStore
 
@@ -32,13 +34,15 @@ MAX_LISTED_DIFFERENCES = 100
 class Difference(msgspec.Struct, frozen=True):
     collection: str
     id: str
-    fields: list[str]  # "document", "embedding", "metadata.<key>", or "missing from ..."
+    # "document", "embedding", "metadata.<key>", "missing from ...", or "hash kept in the state"
+    fields: list[str]
 
 
 class VerifyResult(msgspec.Struct, kw_only=True):
     ok: bool
     position: int
-    digest: str
+    digest: str  # of a full dump of the snapshot's collections
+    manifest_digest: str  # kept by the state as records were written; what publish writes
     rebuilt_digest: str
     counts: dict[str, int]
     rebuilt_counts: dict[str, int]
@@ -51,13 +55,19 @@ def verify(
 ) -> VerifyResult:
     """Rebuild to the snapshot's checkpoint in a scratch directory and compare contents."""
     with open_snapshot(path, create=False) as snapshot:
-        if snapshot.state.inflight_to is not None:
+        state = snapshot.state
+        if state.inflight_to is not None:
             raise StateError(
                 f"{path} has a batch in flight; run `receipt-events project` on it first"
             )
+        state.require_digest_v2()
         check_same_log(store, snapshot)
-        position = snapshot.state.checkpoint
-        known = snapshot.state.known_delta_digests()
+        position = state.checkpoint
+        known = state.known_delta_digests()
+        kept = state.digest()
+        kept_hashes: dict[str, dict[str, bytes | None]] = {
+            name: state.record_hashes(name) for name in COLLECTIONS
+        }
         ours = dump(snapshot.chroma)
     with tempfile.TemporaryDirectory(prefix="receipt-events-verify-") as scratch:
         rebuilt_path = Path(scratch) / "rebuilt"
@@ -67,10 +77,17 @@ def verify(
     digest = digest_records(ours, position)
     rebuilt = digest_records(theirs, position)
     differences = compare(ours, theirs)
+    if kept != digest:  # the state's hashes disagree with Chroma: name the records not
+        listed = {(d.collection, d.id) for d in differences}  # already differing from a rebuild
+        differences += [
+            d for d in compare_kept(ours, kept_hashes) if (d.collection, d.id) not in listed
+        ]
+        differences.sort(key=lambda d: (d.collection, d.id))
     return VerifyResult(
-        ok=digest.digest == rebuilt.digest,
+        ok=digest.digest == rebuilt.digest == kept.digest,
         position=position,
         digest=digest.digest,
+        manifest_digest=kept.digest,
         rebuilt_digest=rebuilt.digest,
         counts=digest.counts,
         rebuilt_counts=rebuilt.counts,
@@ -97,6 +114,25 @@ def compare(
                 fields = _differing_fields(a, b)
             if fields:
                 differences.append(Difference(collection, record_id, fields))
+    return differences
+
+
+def compare_kept(
+    ours: dict[str, list[ChromaRecord]], kept: dict[str, dict[str, bytes | None]]
+) -> list[Difference]:
+    """Records whose hash the state kept is not the hash of what Chroma holds."""
+    differences: list[Difference] = []
+    for collection in COLLECTIONS:
+        hashes = dict(kept.get(collection, {}))
+        for record in ours.get(collection, []):
+            if record.id not in hashes:
+                differences.append(Difference(collection, record.id, ["missing from the state"]))
+            elif hashes.pop(record.id) != hash_of(record):
+                differences.append(Difference(collection, record.id, ["hash kept in the state"]))
+        differences += [
+            Difference(collection, record_id, ["missing from the snapshot's Chroma"])
+            for record_id in sorted(hashes)
+        ]
     return differences
 
 

@@ -1,24 +1,31 @@
-"""The canonical dump and digest of a Chroma directory (the format: docs/projection.md).
+"""The canonical digest of a snapshot's records, version 2 (the format: docs/projection.md).
 
 Snapshot files differ even when contents are equal (random segment ids, HNSW layout), so
-snapshots are compared by content: sha256 over both collections' records sorted by id (id,
-document, metadata as canonical JSON, embedding as little-endian float32 bytes) plus the log
-position. Dumps are paged: one ``get`` of more than 32,766 records with metadata fails.
+snapshots are compared by content. Each record has a hash of its canonical bytes (id, document,
+metadata as canonical JSON, sha256 of the embedding as little-endian float32); each collection
+an :class:`~receipt_chroma.lthash.LtHash` of its records' hashes; the snapshot digest is sha256
+over a version line, the log position and per collection its name, record count and lanes.
+The multiset hash is what lets the projection keep the digest as it writes (O(changes) per
+publish) and still equal the one computed here from a full dump. Dumps are paged: one ``get``
+of more than 32,766 records with metadata fails.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 from chromadb.api.models.Collection import Collection
 
 from receipt_chroma.client import COLLECTIONS, ChromaDirectory
+from receipt_chroma.lthash import LtHash
 from receipt_chroma.records import ChromaRecord, records_from_get
 
 DUMP_PAGE_SIZE = 5000
-DIGEST_VERSION = b"receipt-events canonical digest v1\n"
+DIGEST_VERSION = 2
+DIGEST_VERSION_LINE = b"receipt-events canonical digest v2\n"
 
 
 class Digest(msgspec.Struct, frozen=True):
@@ -47,26 +54,53 @@ def dump(directory: ChromaDirectory) -> dict[str, list[ChromaRecord]]:
     return {name: dump_collection(directory.collection(name)) for name in COLLECTIONS}
 
 
+def canonical_json(record_id: str, document: str | None, metadata: Mapping[str, Any]) -> bytes:
+    """A record's id, document and metadata as canonical JSON (sorted keys)."""
+    return msgspec.json.encode([record_id, document, metadata], order="sorted")
+
+
 def canonical_line(record: ChromaRecord) -> bytes:
-    """The record's id, document and metadata as canonical JSON (sorted keys)."""
-    return msgspec.json.encode([record.id, record.document, record.metadata], order="sorted")
+    return canonical_json(record.id, record.document, record.metadata)
 
 
-def digest_records(collections: Mapping[str, Sequence[ChromaRecord]], position: int) -> Digest:
-    """Digest of records already sorted by id, per collection."""
-    hasher = hashlib.sha256(DIGEST_VERSION)
+def record_hash(
+    record_id: str, document: str | None, metadata: Mapping[str, Any], embedding_sha256: bytes
+) -> bytes:
+    """sha256 of a record's canonical bytes: its canonical JSON, a newline, and the sha256 of
+    its embedding (little-endian float32), which the projection keeps without the vector."""
+    return hashlib.sha256(
+        canonical_json(record_id, document, metadata) + b"\n" + embedding_sha256
+    ).digest()
+
+
+def hash_of(record: ChromaRecord) -> bytes:
+    return record_hash(
+        record.id, record.document, record.metadata, hashlib.sha256(record.embedding).digest()
+    )
+
+
+def snapshot_digest(collections: Mapping[str, LtHash], position: int) -> Digest:
+    """The snapshot digest from each collection's multiset hash."""
+    hasher = hashlib.sha256(DIGEST_VERSION_LINE)
     hasher.update(f"position {position}\n".encode())
     counts: dict[str, int] = {}
     for name in COLLECTIONS:
-        records = collections.get(name, ())
-        count = 0
-        hasher.update(f"collection {name}\n".encode())
-        for record in records:
-            hasher.update(canonical_line(record) + b"\n")
-            hasher.update(len(record.embedding).to_bytes(4, "little") + record.embedding)
-            count += 1
-        counts[name] = count
+        lanes = collections.get(name) or LtHash()
+        hasher.update(f"collection {name} {lanes.count}\n".encode())
+        hasher.update(lanes.to_bytes())
+        counts[name] = lanes.count
     return Digest(position=position, digest=f"sha256:{hasher.hexdigest()}", counts=counts)
+
+
+def collection_hashes(records: Iterable[ChromaRecord]) -> LtHash:
+    return LtHash.of(hash_of(record) for record in records)
+
+
+def digest_records(collections: Mapping[str, Sequence[ChromaRecord]], position: int) -> Digest:
+    """The digest of dumped records (any order)."""
+    return snapshot_digest(
+        {name: collection_hashes(collections.get(name, ())) for name in COLLECTIONS}, position
+    )
 
 
 def digest_directory(directory: ChromaDirectory, position: int) -> Digest:

@@ -212,7 +212,8 @@ def verify_command(
         console.print(
             f"[red]MISMATCH[/]: {directory} at position {result.position} differs from "
             f"a rebuild in {result.differing_records} record(s)\n"
-            f"snapshot {result.digest}\nrebuilt  {result.rebuilt_digest}",
+            f"snapshot {result.digest}\nmanifest {result.manifest_digest}\n"
+            f"rebuilt  {result.rebuilt_digest}",
             highlight=False,
         )
         for difference in result.differences:

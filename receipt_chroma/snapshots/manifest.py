@@ -31,6 +31,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     position: int
     projection_version: int
     digest: str  # the canonical content digest ("sha256:<hex>"), not a hash of the files
+    digest_version: int = 1  # of ``digest``; manifests written before version 2 name none
     counts: dict[str, int]
     dimensions: dict[str, int]
     parent: str | None  # the snapshot the pointer named when this one was published

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 from chromadb.api.models.Collection import Collection
 
+from projections.errors import StateError
 from projections.runner import rebuild
+from projections.state import STATE_FILE
 from projections.verify import Difference, DiffRecord, DiffResult, verify
 from projections.verify import diff as diff_tail
 from receipt_chroma.client import ChromaDirectory, open_chroma
@@ -291,3 +294,48 @@ def test_a_rebuild_to_a_position_equals_the_snapshot_caught_up_to_it(
             assert np.array_equal(
                 record.vector(), records(tmp_path / "to")[collection][record_id].vector()
             )
+
+
+# -- the digest the state keeps (digest v2) -------------------------------------------------
+
+
+def test_verify_compares_the_kept_digest_and_names_records_whose_kept_hash_is_wrong(
+    log: Log, snap: Path
+) -> None:
+    snapshot_history(log)
+    project(log.store, snap, log.deltas)
+    assert verify(log.store, snap, log.deltas).manifest_digest == digest(snap)
+    with sqlite3.connect(snap / STATE_FILE) as db:  # the state, not Chroma, goes wrong
+        db.execute("UPDATE records SET record_hash = ? WHERE id = ?", (b"\0" * 32, W12))
+        db.execute(
+            "UPDATE collection_hashes SET lanes = ? WHERE collection = 'lines'", (b"\1" * 2048,)
+        )
+    result = verify(log.store, snap, log.deltas)
+    assert not result.ok
+    assert result.digest == result.rebuilt_digest == digest(snap) != result.manifest_digest
+    assert result.differences == [Difference("words", W12, ["hash kept in the state"])]
+
+
+def make_v1(path: Path) -> None:
+    """Turn a snapshot's state into what receipt-events wrote before digest v2."""
+    with sqlite3.connect(path / STATE_FILE) as db:
+        db.execute("DELETE FROM meta WHERE key = 'digest_version'")
+        db.execute("DROP TABLE collection_hashes")
+        db.execute("ALTER TABLE records DROP COLUMN record_hash")
+        db.execute("ALTER TABLE records DROP COLUMN stored_sha")
+
+
+def test_a_snapshot_from_before_digest_v2_is_refused_with_a_message_to_rebuild(
+    log: Log, snap: Path
+) -> None:
+    snapshot_history(log)
+    project(log.store, snap, log.deltas, to=2)
+    make_v1(snap)
+    for attempt in (
+        lambda: verify(log.store, snap, log.deltas),
+        lambda: project(log.store, snap, log.deltas),
+    ):
+        with pytest.raises(StateError, match=r"before canonical digest v2.*rebuild"):
+            attempt()
+    assert checkpoint(snap) == (2, None)  # nothing was applied to it
+    assert digest(snap)  # the dump's digest (the `digest` command) still reads it

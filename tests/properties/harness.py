@@ -21,8 +21,18 @@ def rebuild_to(history: History, out: Path, to: int | None = None, **options: An
         result: RebuildResult = rebuild(store, out, history.delta_source(), to=to, **options)
     expected = history.head if to is None else to
     assert result.position == expected, (result.position, expected)
-    assert snapshot_digest(out).digest == result.digest
+    assert snapshot_digest(out).digest == result.digest  # the dump's digest == the kept one
     return result.digest
+
+
+def digest_both_ways(path: Path) -> str:
+    """The digest of a snapshot directory from a full dump, checked against the one its state
+    kept as records were written (SPEC §7.4: the two must agree)."""
+    dumped = snapshot_digest(path)
+    with open_snapshot(path, create=False) as snapshot:
+        kept = snapshot.state.digest()
+    assert kept == dumped, f"kept {kept} != dumped {dumped}"
+    return dumped.digest
 
 
 def dump_snapshot(path: Path) -> Contents:
