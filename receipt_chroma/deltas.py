@@ -10,9 +10,11 @@ id) is what the projection records on first merge, so a changed delta is detecte
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -50,8 +52,14 @@ class DeltaSource(Protocol):
         """One collection of a delta, with its digest; raises :class:`DeltaError`."""
 
 
+# a delta's place and a cheap stamp of its current version (see LocalDeltaSource.fingerprint)
+Fingerprint = tuple[str, str]
+
+
 class LocalDeltaSource:
     """Deltas on the local file system; relative locations are resolved against ``root``."""
+
+    settle_seconds = 2.0  # see fingerprint
 
     def __init__(self, root: Path | str = ".") -> None:
         self.root = Path(root)
@@ -59,10 +67,42 @@ class LocalDeltaSource:
     def read(self, location: str, collection: CollectionName) -> Delta:
         return read_chroma_delta(self.fetch, location, collection)
 
-    def fetch(self, location: str, into: Path) -> Path:
+    def path(self, location: str) -> Path:
         path = Path(location)
-        if not path.is_absolute():
-            path = self.root / path
+        return path if path.is_absolute() else self.root / path
+
+    def fingerprint(self, location: str) -> Fingerprint | None:
+        """The delta's resolved path and a stamp of every file under it (size, mtime, ctime,
+        inode), without opening Chroma; None when nothing is there. Any later write, copy or
+        rename changes the stamp (ctime cannot be set back), which is what lets the delta
+        cache trust an entry recorded under the same stamp. File times are coarse (a clock
+        tick; a second on some file systems), so a delta changed less than
+        ``settle_seconds`` ago has no stamp yet: its next change could carry the same times."""
+        path = self.path(location)
+        top = str(path)
+        try:
+            if path.is_file():
+                files = [(path.name, top)]
+            else:
+                files = [
+                    (os.path.relpath(file, top), file)
+                    for folder, _, names in os.walk(top)
+                    for file in (os.path.join(folder, name) for name in names)
+                ]
+            stats = [(name, os.stat(file)) for name, file in sorted(files)]
+            where = str(path.resolve())
+        except OSError:
+            return None
+        settled = time.time_ns() - int(self.settle_seconds * 1e9)
+        if not stats or max(max(s.st_mtime_ns, s.st_ctime_ns) for _, s in stats) > settled:
+            return None
+        stamp = "\n".join(
+            f"{name} {s.st_size} {s.st_mtime_ns} {s.st_ctime_ns} {s.st_ino}" for name, s in stats
+        )
+        return f"file://{where}", stamp
+
+    def fetch(self, location: str, into: Path) -> Path:
+        path = self.path(location)
         if path.is_file() and path.name.endswith(".tar.gz"):
             return extract_tarball(path, into, location)
         if path.is_dir():
@@ -175,6 +215,28 @@ class S3DeltaSource:
     def read(self, location: str, collection: CollectionName) -> Delta:
         return read_chroma_delta(self.fetch, location, collection)
 
+    def fingerprint(self, location: str) -> Fingerprint | None:
+        """The delta's URL and the key, ETag, size and LastModified of every object under it
+        (one listing, covering both layouts); None when nothing is there or S3 says no."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from receipt_chroma.snapshots.s3 import split_s3_url
+
+        try:
+            bucket, prefix = split_s3_url(self.url_for(location))
+            probe = prefix if prefix.endswith(".tar.gz") else f"{prefix}/"
+            stamps = [
+                f"{item['Key']} {item.get('ETag')} {item.get('Size')} {item.get('LastModified')}"
+                for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=probe
+                )
+                for item in page.get("Contents", [])
+                if probe.endswith("/") or item["Key"] == probe
+            ]
+        except (DeltaError, ValueError, ClientError, BotoCoreError):
+            return None
+        return (f"s3://{bucket}/{prefix}", "\n".join(sorted(stamps))) if stamps else None
+
     def fetch(self, location: str, into: Path) -> Path:
         from botocore.exceptions import ClientError
 
@@ -236,6 +298,11 @@ class DeltaSources:
             return self.s3.read(location, collection)
         return self.local.read(location, collection)
 
+    def fingerprint(self, location: str) -> Fingerprint | None:
+        if location.startswith("s3://") or self.local is None:
+            return self.s3.fingerprint(location)
+        return self.local.fingerprint(location)
+
     def absent(self, location: str) -> str | None:
         """Why a delta is certainly not there (a cheap look, no Chroma), or None if it may be.
 
@@ -244,9 +311,7 @@ class DeltaSources:
         """
         if location.startswith("s3://") or self.local is None:
             return self._absent_on_s3(location)
-        path = Path(location)
-        if not path.is_absolute():
-            path = self.local.root / path
+        path = self.local.path(location)
         if path.is_file() or (path / TARBALL_NAME).is_file() or (path / "chroma.sqlite3").is_file():
             return None
         return f"not found at {path}"

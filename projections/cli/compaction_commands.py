@@ -9,6 +9,8 @@ import msgspec
 import typer
 
 from projections.cli.options import (
+    DeltaCacheMaxOption,
+    DeltaCacheOption,
     DeltasOption,
     LeaseTableOption,
     LeaseTtlOption,
@@ -17,6 +19,7 @@ from projections.cli.options import (
     delta_source,
 )
 from projections.settings import CACHE_ENV
+from receipt_chroma.delta_cache import DEFAULT_MAX_MB
 from receipt_events.cli.options import JsonOption, StoreOption, ToOption, opened_store
 from receipt_events.cli.output import console, emit_json
 
@@ -36,6 +39,8 @@ def compact_command(
     lease_table: LeaseTableOption = None,
     lease_ttl: LeaseTtlOption = 300.0,
     deltas: DeltasOption = ".",
+    delta_cache: DeltaCacheOption = None,
+    delta_cache_max_mb: DeltaCacheMaxOption = DEFAULT_MAX_MB,
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -50,7 +55,7 @@ def compact_command(
             event_store,
             snapshots,
             leases_for(snapshot_store, lease_table),
-            delta_source(deltas),
+            delta_source(deltas, delta_cache, delta_cache_max_mb),
             snapshot_dir or default_snapshot_dir(snapshot_store),
             CompactOptions(to=to, lease_ttl=lease_ttl, keep=keep),
         )

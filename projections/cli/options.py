@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from projections.settings import CACHE_ENV, DELTAS_ENV
+from receipt_chroma.delta_cache import CACHE_ENV as DELTA_CACHE_ENV
+from receipt_chroma.delta_cache import DEFAULT_MAX_MB, MAX_MB_ENV, with_delta_cache
 from receipt_chroma.lease import LEASE_TABLE_ENVS
 from receipt_events.cli.aliases import warn_renamed
 from receipt_events.cli.errors import fail
@@ -57,6 +59,24 @@ DeltasOption = Annotated[
         help="Where relative delta locations are resolved: a directory or s3://bucket/prefix.",
     ),
 ]
+DeltaCacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--delta-cache",
+        envvar=DELTA_CACHE_ENV,
+        help="Keep decoded deltas in this directory, so that later reads (rebuild, verify) "
+        "skip Chroma. Checked on every read; safe to delete. Default: no cache.",
+    ),
+]
+DeltaCacheMaxOption = Annotated[
+    int,
+    typer.Option(
+        "--delta-cache-max-mb",
+        envvar=MAX_MB_ENV,
+        min=1,
+        help="The delta cache's size cap in MiB; least recently used deltas go first.",
+    ),
+]
 MissingDeltaOption = Annotated[
     str,
     typer.Option(
@@ -91,11 +111,14 @@ def missing_delta_policy(value: str) -> Literal["stop", "hold"]:
     fail(f"--on-missing-delta must be 'stop' or 'hold', not {value!r}")
 
 
-def delta_source(root: str) -> DeltaSource:
-    """Where the projection reads deltas: ``s3://`` locations from S3, others under ``root``."""
+def delta_source(
+    root: str, cache: Path | None = None, cache_max_mb: int = DEFAULT_MAX_MB
+) -> DeltaSource:
+    """Where the projection reads deltas: ``s3://`` locations from S3, others under ``root``;
+    through the delta cache in ``cache`` if one is given."""
     from receipt_chroma.deltas import DeltaSources
 
-    return DeltaSources(root)
+    return with_delta_cache(DeltaSources(root), cache, cache_max_mb)
 
 
 def default_snapshot_dir(snapshot_store: str) -> Path:

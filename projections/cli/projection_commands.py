@@ -7,20 +7,26 @@ so the commands that never touch Chroma start without it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from projections.cli.options import (
+    DeltaCacheMaxOption,
+    DeltaCacheOption,
     DeltasOption,
     MissingDeltaOption,
     SnapshotDirOption,
     delta_source,
     missing_delta_policy,
 )
+from receipt_chroma.delta_cache import DEFAULT_MAX_MB
 from receipt_events.cli.errors import EXIT_CHECK_FAILED, fail
 from receipt_events.cli.options import JsonOption, StoreOption, ToOption, opened_store
 from receipt_events.cli.output import console, emit_json, progress_bar
+
+if TYPE_CHECKING:
+    from receipt_chroma.deltas import DeltaSource
 
 
 def project_command(
@@ -30,6 +36,8 @@ def project_command(
         int, typer.Option("--batch-size", min=1, help="Events per batch.")
     ] = 1000,
     deltas: DeltasOption = ".",
+    delta_cache: DeltaCacheOption = None,
+    delta_cache_max_mb: DeltaCacheMaxOption = DEFAULT_MAX_MB,
     on_missing_delta: MissingDeltaOption = "stop",
     store: StoreOption = None,
     json: JsonOption = False,
@@ -47,7 +55,7 @@ def project_command(
         result = catch_up(
             event_store,
             snapshot,
-            delta_source(deltas),
+            delta_source(deltas, delta_cache, delta_cache_max_mb),
             to=to,
             batch_size=batch_size,
             policy=policy,
@@ -89,6 +97,8 @@ def rebuild_command(
         ),
     ] = None,
     deltas: DeltasOption = ".",
+    delta_cache: DeltaCacheOption = None,
+    delta_cache_max_mb: DeltaCacheMaxOption = DEFAULT_MAX_MB,
     on_missing_delta: MissingDeltaOption = "stop",
     store: StoreOption = None,
     json: JsonOption = False,
@@ -98,7 +108,8 @@ def rebuild_command(
 
     policy = missing_delta_policy(on_missing_delta)
     if from_snapshot is not None and not (Path(from_snapshot) / STATE_FILE).is_file():
-        _rebuild_from_store(snapshot_dir, from_snapshot, to, deltas, store, json)
+        source = delta_source(deltas, delta_cache, delta_cache_max_mb)
+        _rebuild_from_store(snapshot_dir, from_snapshot, to, source, store, json)
         return
     from projections.runner import rebuild
 
@@ -109,7 +120,7 @@ def rebuild_command(
         result = rebuild(
             event_store,
             snapshot_dir,
-            delta_source(deltas),
+            delta_source(deltas, delta_cache, delta_cache_max_mb),
             to=to,
             from_snapshot=Path(from_snapshot) if from_snapshot else None,
             policy=policy,
@@ -134,7 +145,12 @@ def rebuild_command(
 
 
 def _rebuild_from_store(
-    snapshot_dir: Path, source: str, to: int | None, deltas: str, store: str | None, json: bool
+    snapshot_dir: Path,
+    source: str,
+    to: int | None,
+    deltas: DeltaSource,
+    store: str | None,
+    json: bool,
 ) -> None:
     """``rebuild --from-snapshot STORE``: the newest snapshot at or below ``to``, caught up."""
     from projections.restore import restore
@@ -150,7 +166,7 @@ def _rebuild_from_store(
             snapshot_dir,
             position=to if to is not None else event_store.head(),
             store=event_store,
-            deltas=delta_source(deltas),
+            deltas=deltas,
         )
     if json:
         emit_json(
@@ -192,14 +208,17 @@ def digest_command(
 def verify_command(
     directory: Annotated[Path, typer.Argument(help="The snapshot directory to check.")],
     deltas: DeltasOption = ".",
+    delta_cache: DeltaCacheOption = None,
+    delta_cache_max_mb: DeltaCacheMaxOption = DEFAULT_MAX_MB,
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
     """Rebuild to the snapshot's position elsewhere and compare. Exit 1 on any difference."""
     from projections.verify import verify
 
+    source = delta_source(deltas, delta_cache, delta_cache_max_mb)
     with opened_store(store) as event_store:
-        result = verify(event_store, directory, delta_source(deltas))
+        result = verify(event_store, directory, source)
     if json:
         emit_json(result)
     elif result.ok:
@@ -229,14 +248,17 @@ def diff_command(
     snapshot_dir: SnapshotDirOption,
     to: ToOption = None,
     deltas: DeltasOption = ".",
+    delta_cache: DeltaCacheOption = None,
+    delta_cache_max_mb: DeltaCacheMaxOption = DEFAULT_MAX_MB,
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
     """Dry run: the records applying the log's tail would add, update and delete."""
     from projections.verify import diff
 
+    source = delta_source(deltas, delta_cache, delta_cache_max_mb)
     with opened_store(store) as event_store:
-        result = diff(event_store, snapshot_dir, delta_source(deltas), to=to)
+        result = diff(event_store, snapshot_dir, source, to=to)
     if json:
         emit_json(result)
         return

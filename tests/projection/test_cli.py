@@ -35,6 +35,7 @@ from tests.projection.helpers import (
     word_id,
     write_deltas,
 )
+from tests.projection.test_verify_diff import make_v1
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "receipt-events"
@@ -393,3 +394,16 @@ def test_the_console_script_stops_with_exit_1_and_one_line(world: World) -> None
     assert bad.stderr == f"error: {world.tmp / 'nothing-here'} is not a snapshot directory " + (
         "(no state.sqlite3)\n"
     )
+
+
+def test_verify_of_a_snapshot_from_before_digest_v2_exits_2_naming_rebuild(world: World) -> None:
+    cli_json(world, "project", "--snapshot-dir", world.snap)
+    assert (
+        cli_json(world, "verify", world.snap)["manifest_digest"]
+        == snapshot_digest(world.snap).digest
+    )
+    make_v1(world.snap)  # as receipt-events wrote it before digest v2
+    message = one_line_error(cli(world, "verify", world.snap), 2)
+    assert "is a snapshot from before canonical digest v2" in message
+    assert "receipt-events rebuild --out NEW_DIR" in message
+    assert str(world.snap) in message
