@@ -9,8 +9,11 @@ Everything runs over HTTP against a moto server (S3 and DynamoDB) started here.
 *old cycle*, as the replaced Lambda did it: download the whole snapshot, apply 10 changes,
 upload the whole snapshot under a new version and move the pointer, repeat; *ours*:
 ``compact`` with a warm local cache, the DynamoDB lock, publishing every ``--publish-every``
-changes (files unchanged since the parent snapshot are copied inside S3, not re-sent).
-``ratio`` = our changes/s ÷ old changes/s (goal >= 50).
+changes (files unchanged since the parent snapshot are copied inside S3, not re-sent, and not
+hashed again: see the hash cache in ``receipt_chroma/snapshots/manifest.py``).
+``ratio`` = our changes/s ÷ old changes/s (goal >= 100 publishing every 250, the default
+``--publish-every``; ``--quick`` publishes every 100 on a smaller snapshot, so its ratio is
+not held to the goal). ``bench/publish_profile.py`` breaks one publish down step by step.
 
 (b) restore + tail: a snapshot published 1,000 events before the head, then ``restore`` to the
 head (download the snapshot, apply the 1,000-event tail), on a 10k-event and a 100k-event
@@ -53,6 +56,7 @@ from receipt_events.store import EventStore, open_store
 from synthetic.deltas import deterministic_vector
 
 DIMENSION = 384
+RATIO_GOAL = ">= 100"  # publishing every 250 (issue 13: raised from >= 50)
 ROOT = Path(__file__).resolve().parent.parent
 LINES, WORDS_PER_LINE = 40, 4  # 200 records per receipt
 
@@ -361,11 +365,12 @@ def main() -> None:
         tail_short_s=round(short, 2),
         tail_long_s=round(long, 2),
         tail_cost_ratio=round(long / short, 2),
-        goals={"ratio": ">= 50", "tail_cost_ratio": "<= 1.3"},
+        goals={"ratio": RATIO_GOAL, "tail_cost_ratio": "<= 1.3"},
     )
     print(
         f"ours {result['ours_changes_per_s']} changes/s vs old cycle "
-        f"{result['old_changes_per_s']} changes/s: ratio {result['ratio']} (goal >= 50); "
+        f"{result['old_changes_per_s']} changes/s: ratio {result['ratio']} publishing every "
+        f"{every} (goal {RATIO_GOAL} publishing every 250); "
         f"restore+tail {result['tail_cost_ratio']}x from {small} to {large} events (goal <= 1.3)"
     )
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
+
 from receipt_events.errors import MissingResource
 
 
@@ -31,6 +33,15 @@ class BucketMissing(MissingResource):
         self.bucket = bucket
 
 
+class StoredObject(msgspec.Struct, frozen=True):
+    """What the store holds under a key, as :meth:`SnapshotBackend.list_objects` finds it."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch (the store's clock) of its last write
+    upload: str | None = None  # S3 only: an incomplete multipart upload's id (no object yet)
+
+
 class SnapshotBackend(Protocol):
     url: str
 
@@ -50,6 +61,14 @@ class SnapshotBackend(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
 
     def delete(self, keys: list[str]) -> None: ...
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Everything stored under ``prefix``, with sizes and times, sorted by key: objects,
+        and what interrupted writes leave (a local temporary file, an S3 multipart upload that
+        was never completed), which :meth:`list_keys` does not show."""
+
+    def remove(self, objects: list[StoredObject]) -> None:
+        """Delete what :meth:`list_objects` listed (aborting incomplete uploads)."""
 
     def read_pointer(self) -> tuple[bytes, str] | None:
         """The pointer's bytes and a version tag for :meth:`write_pointer`, or None."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from receipt_chroma.snapshots.backend import PointerConflict, SnapshotMissing
+from receipt_chroma.snapshots.backend import PointerConflict, SnapshotMissing, StoredObject
 
 POINTER = "latest.json"
 
@@ -86,6 +86,25 @@ class LocalSnapshotBackend:
             while parent != self.root.resolve() and parent.is_dir() and not any(parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        root = self.root.resolve()
+        found = []
+        for path in base.rglob("*"):
+            try:
+                stat = path.lstat()
+            except FileNotFoundError:
+                continue  # deleted (or renamed into place) meanwhile
+            if path.is_file() and not path.is_symlink():
+                key = path.relative_to(root).as_posix()
+                found.append(StoredObject(key, stat.st_size, stat.st_mtime_ns / 1e9))
+        return sorted(found, key=lambda stored: stored.key)
+
+    def remove(self, objects: list[StoredObject]) -> None:
+        self.delete([stored.key for stored in objects])
 
     def read_pointer(self) -> tuple[bytes, str] | None:
         try:

@@ -14,7 +14,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from receipt_chroma.snapshots.backend import BucketMissing, PointerConflict, SnapshotMissing
+from receipt_chroma.snapshots.backend import (
+    BucketMissing,
+    PointerConflict,
+    SnapshotMissing,
+    StoredObject,
+)
 
 POINTER = "latest.json"
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -127,6 +132,56 @@ class S3SnapshotBackend:
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
                 )
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        with bucket_must_exist(self.bucket):
+            strip = len(self.prefix) + 1 if self.prefix else 0
+            found = []
+            objects = self.client.get_paginator("list_objects_v2")
+            for page in objects.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                found += [
+                    StoredObject(
+                        item["Key"][strip:], int(item["Size"]), item["LastModified"].timestamp()
+                    )
+                    for item in page.get("Contents", [])
+                ]
+            uploads = self.client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for upload in page.get("Uploads", []):
+                    if not upload["Key"].startswith(self._key(prefix)):
+                        continue
+                    found.append(
+                        StoredObject(
+                            upload["Key"][strip:],
+                            self._uploaded(upload["Key"], upload["UploadId"]),
+                            upload["Initiated"].timestamp(),
+                            upload=upload["UploadId"],
+                        )
+                    )
+            return sorted(found, key=lambda stored: (stored.key, stored.upload or ""))
+
+    def _uploaded(self, key: str, upload: str) -> int:
+        """The bytes an incomplete multipart upload holds (its parts so far)."""
+        paginator = self.client.get_paginator("list_parts")
+        return sum(
+            int(part["Size"])
+            for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload)
+            for part in page.get("Parts", [])
+        )
+
+    def remove(self, objects: list[StoredObject]) -> None:
+        self.delete([stored.key for stored in objects if stored.upload is None])
+        with bucket_must_exist(self.bucket):
+            for stored in objects:
+                if stored.upload is None:
+                    continue
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=self._key(stored.key), UploadId=stored.upload
+                    )
+                except ClientError as error:
+                    if str(error.response.get("Error", {}).get("Code")) != "NoSuchUpload":
+                        raise  # NoSuchUpload: completed or aborted meanwhile
 
     def read_pointer(self) -> tuple[bytes, str] | None:
         with bucket_must_exist(self.bucket):

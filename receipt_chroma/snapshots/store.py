@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,17 @@ from pathlib import Path
 import msgspec
 
 from receipt_chroma.snapshots.backend import PointerConflict, SnapshotBackend, SnapshotMissing
-from receipt_chroma.snapshots.manifest import FileEntry, Manifest, Pointer, sha256_file
+from receipt_chroma.snapshots.manifest import (
+    SETTLED_NS,
+    CachedHash,
+    FileEntry,
+    Manifest,
+    Pointer,
+    is_hash_cache,
+    remember_verified,
+    sha256_file,
+    write_hash_cache,
+)
 from receipt_events import faults
 
 SNAPSHOTS = "snapshots"
@@ -96,19 +107,31 @@ class SnapshotStore:
         return candidates[-1]
 
     def download(self, key: str, target: Path) -> Manifest:
-        """Fetch a snapshot into ``target`` (new or empty), every file checked."""
+        """Fetch a snapshot into ``target`` (new or empty), every file checked.
+
+        The hashes just checked seed the directory's hash cache, so the first publish after a
+        restore hashes only the files changed since (see :func:`file_entries`).
+        """
         if target.exists() and any(target.iterdir()):
             raise FileExistsError(f"{target} is not empty")
         manifest = self.manifest(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        settled = time.time_ns() - SETTLED_NS
         try:
+            verified: dict[str, CachedHash] = {}
             with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-                for error in pool.map(
-                    lambda entry: self._fetch(key, entry, scratch), manifest.files
+                for entry, found in zip(
+                    manifest.files,
+                    pool.map(
+                        lambda entry: self._fetch(key, entry, scratch, settled), manifest.files
+                    ),
+                    strict=True,
                 ):
-                    if error:
-                        raise SnapshotCorrupt(error)
+                    if isinstance(found, str):
+                        raise SnapshotCorrupt(found)
+                    verified[entry.path] = found
+            write_hash_cache(scratch, verified)
             if target.exists():
                 target.rmdir()
             scratch.rename(target)
@@ -117,9 +140,10 @@ class SnapshotStore:
             raise
         return manifest
 
-    def _fetch(self, key: str, entry: FileEntry, scratch: Path) -> str | None:
+    def _fetch(self, key: str, entry: FileEntry, scratch: Path, settled: int) -> str | CachedHash:
+        """Download one file and check it: its hash cache entry, or what is wrong."""
         destination = scratch / entry.path
-        if not destination.resolve().is_relative_to(scratch.resolve()):
+        if is_hash_cache(entry.path) or not destination.resolve().is_relative_to(scratch.resolve()):
             return f"snapshot {key}: unsafe path {entry.path!r} in its manifest"
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -129,7 +153,7 @@ class SnapshotStore:
         size = destination.stat().st_size
         if size != entry.size or sha256_file(destination) != entry.sha256:
             return f"snapshot {key}: {entry.path} does not match its manifest (corrupt)"
-        return None
+        return remember_verified(destination, entry.sha256, settled)
 
     # -- writing -------------------------------------------------------------------------
 
