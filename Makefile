@@ -57,6 +57,8 @@ demo: $(STAMP)
 ## bench: every benchmark in bench/, full size (see BENCHMARKS.md; BENCH_ARGS=--quick for a smoke run)
 BENCH_ARGS ?=
 bench: $(STAMP) tools
+	$(BIN)/python -c 'import aws_lambda_powertools' 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),bench]'
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/projection.py $(BENCH_ARGS)
 	$(BIN)/python bench/compaction.py $(BENCH_ARGS)

@@ -141,6 +141,15 @@ def _fast(av: object, depth: int) -> Value:
     raise _NotPlain
 
 
+def _fast_item(image: dict[str, Any]) -> Item:
+    """:func:`_fast` over an image's attributes, strings (most of them) without a call each."""
+    item: Item = {}
+    for name, av in image.items():
+        text = av.get("S") if type(av) is dict and len(av) == 1 else None
+        item[name] = text if type(text) is str else _fast(av, 0)
+    return item
+
+
 def decode_value(av: object, path: str = "$", depth: int = 0) -> Value:
     """Decode one typed attribute value such as ``{"N": "1.5"}``."""
     try:
@@ -189,7 +198,7 @@ def decode_item(image: object, path: str) -> Item:
     """Decode a whole image (``NewImage``, ``OldImage`` or ``Keys``): name → typed value."""
     if type(image) is dict:
         try:
-            return {name: _fast(av, 0) for name, av in image.items()}
+            return _fast_item(image)
         except _NotPlain:
             pass
     if not isinstance(image, Mapping):

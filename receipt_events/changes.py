@@ -2,8 +2,10 @@
 
 Only the relevant fields count (docs/stream-records.md): a place or label MODIFY that changes
 none of them is *unchanged*; records of entities that never feed the projection are *skipped*
-by kind. Images are decoded only when the record's entity needs them, and a NewImage that does
-not decode is an error (the record is parked), never read as "fields removed".
+by kind. Ingest classifies a record by its key and eventName first (:func:`skipped_by_key`):
+one they skip has its images neither checked nor decoded. Images are decoded only when the
+record's entity needs them, and a NewImage that does not decode is an error (the record is
+parked), never read as "fields removed".
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from receipt_events.events import (
     ReceiptEvent,
     ReceiptRemoved,
     Source,
+    StreamEventName,
     ValidationStatus,
     WordLabelRemoved,
     WordLabelSet,
@@ -43,7 +46,7 @@ from receipt_events.keys import (
     parse_key,
 )
 from receipt_events.markers import MarkerKey, MarkerSeen
-from receipt_events.records import StreamRecord
+from receipt_events.records import Envelope, StreamRecord
 
 TOUCH_ATTRIBUTE = "receipt_events_touch"  # set by `backfill --touch`, never read as a field
 
@@ -67,7 +70,7 @@ class Unchanged(msgspec.Struct, frozen=True):
 Detected = Event | Skipped | Unchanged | MarkerSeen
 
 
-def entity_of(record: StreamRecord) -> EntityKey:
+def entity_of(record: StreamRecord | Envelope) -> EntityKey:
     """The entity a record is about, from its ``Keys``."""
     keys = record.keys
     if len(keys) == 2:  # the usual {"PK": {"S": ...}, "SK": {"S": ...}}, without decoding
@@ -83,16 +86,35 @@ def entity_of(record: StreamRecord) -> EntityKey:
     return parse_key(pk, sk)
 
 
+def skipped_by_key(entity: EntityKey, name: StreamEventName) -> Skipped | None:
+    """The skip a record's key and eventName decide alone; None when it may produce an event.
+
+    Compaction-run MODIFYs are not decided here: a backfill's touch (its NewImage) makes one
+    an event.
+    """
+    if isinstance(entity, OtherEntity):
+        return Skipped(entity.kind)
+    if isinstance(entity, MarkerKey):
+        return None if name == "INSERT" else Skipped(entity.kind)
+    if isinstance(entity, ReceiptKey | LineKey | WordKey):
+        return None if name == "REMOVE" else Skipped(entity.kind)  # only removals are events
+    if isinstance(entity, CompactionRunKey) and name == "REMOVE":
+        return Skipped(entity.kind)
+    return None
+
+
 def detect(record: StreamRecord) -> Detected:
     """Turn one validated stream record into what it means for the projection."""
     entity = entity_of(record)
     name = record.source.event_name
+    skipped = skipped_by_key(entity, name)
+    if skipped is not None:
+        return skipped
     if isinstance(entity, MarkerKey):
-        return MarkerSeen(entity.marker) if name == "INSERT" else Skipped(entity.kind)
-    if isinstance(entity, OtherEntity):
-        return Skipped(entity.kind)
+        return MarkerSeen(entity.marker)
     if isinstance(entity, ReceiptKey | LineKey | WordKey):
-        return _removal(entity, record.source) if name == "REMOVE" else Skipped(entity.kind)
+        return _removal(entity, record.source)
+    assert not isinstance(entity, OtherEntity)  # skipped_by_key skips every one
     touched = name == "MODIFY" and touched_by_backfill(record)
     if isinstance(entity, CompactionRunKey):
         if name != "INSERT" and not touched:

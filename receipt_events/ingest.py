@@ -10,12 +10,20 @@ saying how far the input is durably stored, so a caller (Lambda) can retry from 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import msgspec
 
 from receipt_events.attributes import AttributeValueError
-from receipt_events.changes import ChangeError, Skipped, Unchanged, detect
+from receipt_events.changes import (
+    ChangeError,
+    Detected,
+    Skipped,
+    Unchanged,
+    detect,
+    entity_of,
+    skipped_by_key,
+)
 from receipt_events.events import Event, EventSource
 from receipt_events.keys import KeyFormatError
 from receipt_events.markers import MARKER_KIND, MarkerSeen
@@ -23,7 +31,10 @@ from receipt_events.records import (
     MAX_EVENT_ID_LENGTH,
     MAX_SEQUENCE_NUMBER_DIGITS,
     InputRecord,
+    LambdaRecord,
     RecordFormatError,
+    SourceRecord,
+    envelope_of_decoded,
     parse_record,
 )
 from receipt_events.store import (
@@ -68,9 +79,15 @@ class IngestInterrupted(Exception):
         self.cause = cause
 
 
-def classify(record: InputRecord) -> Outcome:
-    """What one input record means: an event, a skip, unchanged, or a parked record."""
+def classify(record: SourceRecord) -> Outcome:
+    """What one input record means: an event, a skip, unchanged, or a parked record.
+
+    Its key decides first: no record that its key skips has its images decoded, and such a
+    record as Lambda decoded it is not parsed again from its bytes.
+    """
     try:
+        if isinstance(record, LambdaRecord):
+            return _detect_decoded(record)
         return detect(parse_record(record.raw))
     except _EXPECTED_ERRORS as error:
         return park_record(record, str(error))
@@ -78,7 +95,39 @@ def classify(record: InputRecord) -> Outcome:
         return park_record(record, f"internal error ({type(error).__name__}): {error}")
 
 
-def park_record(record: InputRecord, error: str) -> ParkedRecord:
+def _detect_decoded(record: LambdaRecord) -> Detected:
+    """``detect(parse_record(record.raw))`` for a record as Lambda decoded it, but one its key
+    skips is classified from the decoded record, never decoded again from its bytes.
+    """
+    if _may_be_an_event(record.decoded):
+        return detect(parse_record(record.raw))
+    envelope = envelope_of_decoded(record.decoded)
+    if envelope is None:
+        return detect(parse_record(record.raw))  # something unusual: the bytes path names it
+    try:
+        entity = entity_of(envelope)
+    except KeyFormatError:
+        return detect(parse_record(record.raw))  # parked, with the bytes path's message
+    skipped = skipped_by_key(entity, envelope.source.event_name)
+    # A record JSON cannot carry (a lone surrogate anywhere) is parked, whatever its key.
+    if skipped is None or not record.is_json():
+        return detect(parse_record(record.raw))
+    return skipped
+
+
+def _may_be_an_event(decoded: object) -> bool:
+    """A quick look at a decoded record's SK: True sends it straight to the full parse, as its
+    key would (labels, places, runs). Routing only: either way the outcome is the same."""
+    try:
+        sk = decoded["dynamodb"]["Keys"]["SK"]["S"]  # type: ignore[index]
+    except (KeyError, TypeError, IndexError):
+        return True
+    if type(sk) is not str:
+        return True
+    return "#LABEL#" in sk or "#PLACE" in sk or "#METADATA" in sk or "#COMPACTION_RUN#" in sk
+
+
+def park_record(record: SourceRecord, error: str) -> ParkedRecord:
     event_id, sequence_number = _identify(record.raw)
     return ParkedRecord(
         parked_id=parked_id_for(record.raw, event_id),
@@ -117,7 +166,7 @@ def _identify(raw: bytes) -> tuple[str | None, str | None]:
 
 def ingest(
     store: EventStore,
-    records: Iterable[InputRecord],
+    records: Iterable[SourceRecord],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
@@ -125,7 +174,7 @@ def ingest(
     """Classify records in order and append their events (and parked records) in batches."""
     summary = IngestSummary()
     events: list[Event] = []
-    event_records: list[InputRecord] = []  # the record each event came from
+    event_records: list[SourceRecord] = []  # the record each event came from
     parked: list[ParkedRecord] = []
     markers: list[MarkerSeen] = []
     handled = 0  # records whose outcome is durable
@@ -186,7 +235,7 @@ def ingest(
     return summary
 
 
-def _conflicting(record: InputRecord, conflict: Conflict) -> ParkedRecord:
+def _conflicting(record: SourceRecord, conflict: Conflict) -> ParkedRecord:
     """A record whose event conflicts with a stored one, parked whole beside it."""
     parked = park_record(record, conflict.describe())
     return msgspec.structs.replace(
@@ -312,7 +361,7 @@ def _newest_sequence_by_item(store: EventStore, *, after: int) -> dict[tuple[str
     return newest
 
 
-def lowest_unstored_sequence(records: list[InputRecord], stored_through: int) -> str | None:
+def lowest_unstored_sequence(records: Sequence[SourceRecord], stored_through: int) -> str | None:
     """The lowest SequenceNumber among records an interrupted ingest did not store.
 
     What a stream Lambda reports as its batch item failure: Lambda retries from there, and

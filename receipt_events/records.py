@@ -4,13 +4,18 @@ Reading splits an input into :class:`InputRecord`s, each keeping its exact bytes
 came from (``events.jsonl:17``, ``event.json:Records[3]``), so a record that turns out to be
 bad can be parked whole and named. Only an input that cannot be split into records at all (a
 multi-line JSON document broken in the middle) is :class:`UnreadableInput`.
+
+A Lambda event's records arrive already decoded: a :class:`LambdaRecord` keeps one as it came,
+and one whose key can never produce an event is classified from that
+(:func:`envelope_of_decoded`), never decoded again from its bytes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import reprlib
-from typing import Any
+from typing import Any, TypeAlias, TypeGuard
 
 import msgspec
 
@@ -155,6 +160,13 @@ class _WireRecord(msgspec.Struct):
     event_source_arn: str | None = msgspec.field(default=None, name="eventSourceARN")
 
 
+class Envelope(msgspec.Struct, frozen=True):
+    """A record's source and ``Keys``, validated: all that classifying it by key needs."""
+
+    source: EventSource
+    keys: dict[str, Any]
+
+
 class StreamRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A DynamoDB stream record's envelope, validated; images are still typed attribute maps."""
 
@@ -173,11 +185,16 @@ _wire_decoder = msgspec.json.Decoder(_WireRecord)
 
 
 def parse_record(raw: bytes) -> StreamRecord:
-    """Decode and validate one record's envelope; raises :class:`RecordFormatError`."""
-    try:
-        raw.decode("utf-8")  # the typed decoder skips unknown fields without checking their bytes
-    except UnicodeDecodeError as error:
-        raise RecordFormatError(f"not valid UTF-8 at byte {error.start}") from None
+    """Decode and validate one record's envelope; raises :class:`RecordFormatError`.
+
+    One pass over the bytes, the images kept as raw JSON: a record its key skips
+    (:func:`receipt_events.changes.detect`) never has them decoded.
+    """
+    if not raw.isascii():  # ASCII is valid UTF-8: only other bytes pay for the check
+        try:
+            raw.decode("utf-8")  # the typed decoder skips unknown fields without checking them
+        except UnicodeDecodeError as error:
+            raise RecordFormatError(f"not valid UTF-8 at byte {error.start}") from None
     try:
         wire = _wire_decoder.decode(raw)
     except msgspec.ValidationError as error:
@@ -185,32 +202,12 @@ def parse_record(raw: bytes) -> StreamRecord:
     except msgspec.DecodeError as error:
         raise RecordFormatError(f"invalid JSON: {error}") from None
     body = wire.dynamodb
-    if not wire.event_id:
-        raise RecordFormatError("eventID is empty")
-    if len(wire.event_id) > MAX_EVENT_ID_LENGTH:
-        raise RecordFormatError(
-            f"eventID is {len(wire.event_id)} characters long (at most {MAX_EVENT_ID_LENGTH})"
-        )
-    if "\x00" in wire.event_id:
-        raise RecordFormatError("eventID contains a NUL character")
-    if not body.sequence_number.isascii() or not body.sequence_number.isdigit():
-        raise RecordFormatError(
-            f"dynamodb.SequenceNumber {body.sequence_number[:40]!r} is not a decimal number"
-        )
-    if len(body.sequence_number) > MAX_SEQUENCE_NUMBER_DIGITS:
-        raise RecordFormatError(
-            f"dynamodb.SequenceNumber has {len(body.sequence_number)} digits "
-            f"(at most {MAX_SEQUENCE_NUMBER_DIGITS})"
-        )
-    region = wire.aws_region or _region_from_arn(wire.event_source_arn)
-    if not region:
-        raise RecordFormatError("no awsRegion and no region in eventSourceARN")
-    source = EventSource(
-        event_id=wire.event_id,
-        event_name=wire.event_name,
-        sequence_number=body.sequence_number,
-        approximate_creation_date_time=body.approximate_creation_date_time,
-        region=region,
+    source = _source(
+        wire.event_id,
+        wire.event_name,
+        body.sequence_number,
+        body.approximate_creation_date_time,
+        wire.aws_region or _region_from_arn(wire.event_source_arn),
     )
     return StreamRecord(
         source=source,
@@ -218,6 +215,42 @@ def parse_record(raw: bytes) -> StreamRecord:
         new_image=_image(body.new_image, "NewImage"),
         old_image=_image(body.old_image, "OldImage"),
         stream_view_type=body.stream_view_type,
+    )
+
+
+def _source(
+    event_id: str,
+    event_name: StreamEventName,
+    sequence_number: str,
+    created: int | float | None,
+    region: str | None,
+) -> EventSource:
+    """Check the envelope's values (whichever path decoded them) and name the record's source."""
+    if not event_id:
+        raise RecordFormatError("eventID is empty")
+    if len(event_id) > MAX_EVENT_ID_LENGTH:
+        raise RecordFormatError(
+            f"eventID is {len(event_id)} characters long (at most {MAX_EVENT_ID_LENGTH})"
+        )
+    if "\x00" in event_id:
+        raise RecordFormatError("eventID contains a NUL character")
+    if not sequence_number.isascii() or not sequence_number.isdigit():
+        raise RecordFormatError(
+            f"dynamodb.SequenceNumber {sequence_number[:40]!r} is not a decimal number"
+        )
+    if len(sequence_number) > MAX_SEQUENCE_NUMBER_DIGITS:
+        raise RecordFormatError(
+            f"dynamodb.SequenceNumber has {len(sequence_number)} digits "
+            f"(at most {MAX_SEQUENCE_NUMBER_DIGITS})"
+        )
+    if not region:
+        raise RecordFormatError("no awsRegion and no region in eventSourceARN")
+    return EventSource(
+        event_id=event_id,
+        event_name=event_name,
+        sequence_number=sequence_number,
+        approximate_creation_date_time=created,
+        region=region,
     )
 
 
@@ -247,12 +280,42 @@ def _region_from_arn(arn: str | None) -> str | None:
     return parts[3] if len(parts) > 3 and parts[3] else None
 
 
-def records_from_lambda_event(event: object) -> list[InputRecord]:
-    """The records of a Lambda DynamoDB-stream event (``{"Records": [...]}``, already decoded).
+class LambdaRecord:
+    """A record as the Lambda runtime handed it (decoded JSON), and where it came from.
 
-    Each record is re-encoded to JSON so it goes through exactly the same parsing (and, if
-    bad, is parked with exactly the same bytes) as a record read from a file.
+    Its bytes (what it parses from and is parked with) are encoded when first asked for, and
+    only a record that may produce an event is decoded from them: one its key skips is read as
+    it came (:func:`envelope_of_decoded`).
     """
+
+    __slots__ = ("_raw", "decoded", "origin")
+
+    def __init__(self, origin: str, decoded: object) -> None:
+        self.origin = origin
+        self.decoded = decoded
+        self._raw: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"LambdaRecord({self.origin!r})"
+
+    @property
+    def raw(self) -> bytes:
+        """The record re-encoded as JSON (once): it parses, and if bad is parked, exactly like
+        the same record read from a file."""
+        if self._raw is None:
+            self._raw = _encode_record(self.decoded)
+        return self._raw
+
+    def is_json(self) -> bool:
+        """Whether the record encodes as JSON at all (a lone surrogate, say, does not)."""
+        return not self.raw.startswith(_NOT_JSON)
+
+
+SourceRecord: TypeAlias = InputRecord | LambdaRecord
+
+
+def records_from_lambda_event(event: object) -> list[LambdaRecord]:
+    """The records of a Lambda DynamoDB-stream event (``{"Records": [...]}``, already decoded)."""
     if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
         raise UnreadableInput("lambda event", 1, 'expected an object {"Records": [...]}')
     records = []
@@ -260,13 +323,94 @@ def records_from_lambda_event(event: object) -> list[InputRecord]:
         event_id = record.get("eventID") if isinstance(record, dict) else None
         printable = isinstance(event_id, str) and event_id and event_id.isprintable()
         label = event_id if printable else f"Records[{index}]"  # no NUL or lone surrogate
-        records.append(InputRecord(f"lambda:{label}", _encode_record(record)))
+        records.append(LambdaRecord(f"lambda:{label}", record))
     return records
+
+
+_EVENT_NAMES: dict[str, StreamEventName] = {
+    "INSERT": "INSERT",
+    "MODIFY": "MODIFY",
+    "REMOVE": "REMOVE",
+}
+
+
+def envelope_of_decoded(record: object) -> Envelope | None:
+    """A decoded record's envelope, read without encoding it, if it is plainly valid.
+
+    Checks what :func:`parse_record` would check of the same record once encoded, on the
+    fields it reads (of the images, only that each is an object or null). None when anything
+    is unusual: the caller then takes the bytes path, which gives the verdict and its exact
+    error message. Whether the whole record encodes as JSON is :meth:`LambdaRecord.is_json`.
+    """
+    if type(record) is not dict:
+        return None
+    body = record.get("dynamodb")
+    if type(body) is not dict:
+        return None
+    keys, name, event_id = body.get("Keys"), record.get("eventName"), record.get("eventID")
+    sequence, created = body.get("SequenceNumber"), body.get("ApproximateCreationDateTime")
+    if type(name) is not str or type(event_id) is not str or type(sequence) is not str:
+        return None
+    event_name = _EVENT_NAMES.get(name)
+    if event_name is None or not _plain_keys(keys) or not _plain_number(created):
+        return None
+    if not _plain_image(body.get("NewImage")) or not _plain_image(body.get("OldImage")):
+        return None
+    region, arn = record.get("awsRegion"), record.get("eventSourceARN")
+    pk, sk = keys["PK"]["S"], keys["SK"]["S"]
+    if not _texts(event_id, pk, sk, region, arn, body.get("StreamViewType")):
+        return None
+    try:
+        source = _source(event_id, event_name, sequence, created, region or _region_from_arn(arn))
+    except RecordFormatError:
+        return None
+    return Envelope(source, keys)
+
+
+def _plain_keys(keys: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``keys`` is ``{"PK": {"S": str}, "SK": {"S": str}}`` and nothing else."""
+    if type(keys) is not dict or len(keys) != 2:
+        return False
+    pk, sk = keys.get("PK"), keys.get("SK")
+    if type(pk) is not dict or type(sk) is not dict or len(pk) != 1 or len(sk) != 1:
+        return False
+    return type(pk.get("S")) is str and type(sk.get("S")) is str
+
+
+def _plain_image(image: object) -> bool:
+    """Whether an image is an object or null (or absent), as :func:`parse_record` requires."""
+    return image is None or type(image) is dict
+
+
+def _texts(*values: object) -> bool:
+    """Whether each value is None or a string that encodes to JSON (no lone surrogate)."""
+    for value in values:
+        if value is None:
+            continue
+        if type(value) is not str:
+            return False
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+def _plain_number(value: object) -> bool:
+    """None, an int, or a finite float: what encodes and decodes back as the same value."""
+    if value is None or type(value) is int:
+        return True
+    return type(value) is float and math.isfinite(value)
+
+
+_NOT_JSON = b"not JSON-encodable ("
+_encoder = msgspec.json.Encoder()
 
 
 def _encode_record(record: object) -> bytes:
     try:
-        return msgspec.json.encode(record)
+        return _encoder.encode(record)
     except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as error:
         # not JSON data (a non-JSON type, a lone surrogate, nesting past the encoder's limit):
         # park its repr rather than fail the whole batch
@@ -274,4 +418,4 @@ def _encode_record(record: object) -> bytes:
             shown = repr(record)
         except RecursionError:
             shown = reprlib.repr(record)
-        return f"not JSON-encodable ({error}): {shown}".encode(errors="replace")
+        return _NOT_JSON + f"{error}): {shown}".encode(errors="replace")
