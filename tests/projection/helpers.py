@@ -14,6 +14,7 @@ plus the place and label keys a test spells out.
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 from projections.runner import CatchUpResult, catch_up, snapshot_digest
 from projections.snapshot_dir import open_snapshot
+from projections.state import STATE_FILE
 from receipt_chroma.deltas import DeltaSource, MemoryDeltaSource
 from receipt_chroma.digest import dump
 from receipt_chroma.records import ChromaRecord, embedding_bytes
@@ -323,3 +325,12 @@ def all_metadata_values(dumped: Iterable[ChromaRecord]) -> list[Any]:
         for value in record.metadata.values():
             values.extend(value if isinstance(value, list) else [value])
     return values
+
+
+def make_v1(path: Path) -> None:
+    """Turn a snapshot's state into what receipt-events wrote before digest v2."""
+    with sqlite3.connect(path / STATE_FILE) as db:
+        db.execute("DELETE FROM meta WHERE key = 'digest_version'")
+        db.execute("DROP TABLE collection_hashes")
+        db.execute("ALTER TABLE records DROP COLUMN record_hash")
+        db.execute("ALTER TABLE records DROP COLUMN stored_sha")

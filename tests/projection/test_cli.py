@@ -31,11 +31,11 @@ from tests.projection.helpers import (
     checkpoint,
     digest,
     line_id,
+    make_v1,
     project,
     word_id,
     write_deltas,
 )
-from tests.projection.test_verify_diff import make_v1
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "receipt-events"

@@ -24,6 +24,7 @@ from tests.projection.helpers import (
     checkpoint,
     digest,
     line_id,
+    make_v1,
     project,
     records,
     vector,
@@ -314,15 +315,6 @@ def test_verify_compares_the_kept_digest_and_names_records_whose_kept_hash_is_wr
     assert not result.ok
     assert result.digest == result.rebuilt_digest == digest(snap) != result.manifest_digest
     assert result.differences == [Difference("words", W12, ["hash kept in the state"])]
-
-
-def make_v1(path: Path) -> None:
-    """Turn a snapshot's state into what receipt-events wrote before digest v2."""
-    with sqlite3.connect(path / STATE_FILE) as db:
-        db.execute("DELETE FROM meta WHERE key = 'digest_version'")
-        db.execute("DROP TABLE collection_hashes")
-        db.execute("ALTER TABLE records DROP COLUMN record_hash")
-        db.execute("ALTER TABLE records DROP COLUMN stored_sha")
 
 
 def test_a_snapshot_from_before_digest_v2_is_refused_with_a_message_to_rebuild(
