@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 import receipt_chroma.snapshots.manifest as manifest_module
-from projections.publish import publish_directory
 from projections.restore import restore
 from receipt_chroma.directory_lock import LOCK_FILE
 from receipt_chroma.snapshots import SnapshotStore
@@ -30,6 +29,7 @@ from receipt_chroma.snapshots.manifest import (
     read_hash_cache,
 )
 from tests.projection.helpers import Log, digest, project
+from tests.support.snapshot_history import publish_next
 
 BIG = 1100  # past Chroma's HNSW sync threshold (1000): below it, every read rewrites the index
 EXCLUDE = frozenset({LOCK_FILE})
@@ -202,18 +202,6 @@ def test_the_cache_and_excluded_files_are_never_listed(tmp_path: Path) -> None:
 # -- in a publish and a restore, on every backend ---------------------------------------------
 
 
-def publish(snapshots: SnapshotStore, directory: Path, token: int) -> str:
-    pointer, version = snapshots.pointer()
-    manifest, _ = publish_directory(
-        directory,
-        snapshots,
-        token=token,
-        parent=pointer.key if pointer else None,
-        expected=version,
-    )
-    return manifest.key
-
-
 def big_log(log: Log) -> tuple[int, int]:
     lines = {line: f"L{line}" for line in range(1, BIG + 1)}
     before = log.add(log.run("big", lines=lines, words={(1, 1): "TOTAL", (2, 1): "CASH"}))[-1]
@@ -228,7 +216,7 @@ def test_a_publish_reads_only_the_files_changed_since_the_last_one(
     work = tmp_path / "work"
     project(log.store, work, log.deltas, to=before)
     settle(work)  # written long ago
-    first = publish(snapshots, work, token=1)
+    first = publish_next(snapshots, work, token=1)
     assert HASH_CACHE not in {entry.path for entry in snapshots.manifest(first).files}
     assert (work / HASH_CACHE).is_file()
     old = stats(work)
@@ -236,7 +224,7 @@ def test_a_publish_reads_only_the_files_changed_since_the_last_one(
     changed = {path for path, stat in stats(work).items() if old.get(path) != stat}
 
     hashed = Hashed(monkeypatch, work)
-    key = publish(snapshots, work, token=2)
+    key = publish_next(snapshots, work, token=2)
     manifest = snapshots.manifest(key)
     assert set(hashed) == changed
     assert {"state.sqlite3", "chroma/chroma.sqlite3"} <= changed
@@ -254,7 +242,7 @@ def test_a_download_seeds_the_cache_so_nothing_is_read_again(
     before, after = big_log(log)
     work = tmp_path / "work"
     project(log.store, work, log.deltas, to=before)
-    key = publish(snapshots, work, token=1)
+    key = publish_next(snapshots, work, token=1)
     manifest = snapshots.manifest(key)
 
     pulled = tmp_path / "pulled"
@@ -267,7 +255,7 @@ def test_a_download_seeds_the_cache_so_nothing_is_read_again(
     downloaded = stats(pulled)
     project(log.store, pulled, log.deltas, to=after)
     changed = {path for path, stat in stats(pulled).items() if downloaded.get(path) != stat}
-    second = snapshots.manifest(publish(snapshots, pulled, token=2))
+    second = snapshots.manifest(publish_next(snapshots, pulled, token=2))
     assert set(hashed) == changed
     assert len(changed) < len(second.files)
     assert {entry.path: entry.sha256 for entry in second.files} == true_hashes(pulled)

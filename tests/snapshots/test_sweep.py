@@ -21,29 +21,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from projections.publish import publish_directory
 from projections.restore import restore
 from receipt_chroma.snapshots import SnapshotStore, StoredObject, sweep_orphans
 from receipt_chroma.snapshots.sweep import DEFAULT_OLDER_THAN
 from receipt_cli.app import app
 from tests.projection.helpers import digest
-from tests.support.snapshot_history import History
+from tests.support.snapshot_history import History, publish_next
 
 CLI = Path(sys.executable).with_name("receipt-events")
 ORPHAN = "00000000000000000042-0123456789abcdef-t9"  # named like a snapshot, never published
 LATER = 2 * DEFAULT_OLDER_THAN  # seconds: "now", as seen by a sweep run that much later
-
-
-def publish(snapshots: SnapshotStore, directory: Path, token: int) -> str:
-    pointer, version = snapshots.pointer()
-    manifest, _ = publish_directory(
-        directory,
-        snapshots,
-        token=token,
-        parent=pointer.key if pointer else None,
-        expected=version,
-    )
-    return manifest.key
 
 
 def objects(snapshots: SnapshotStore) -> dict[str, int]:
@@ -84,8 +71,8 @@ def published(snapshots: SnapshotStore, history: History) -> list[str]:
     """Two published snapshots; the pointer names the second. Token 0: below any lease's, so
     a ``snapshot push`` (which takes the store's lease) may publish after them."""
     return [
-        publish(snapshots, history.snapshot_at(history.positions[0]), token=0),
-        publish(snapshots, history.snapshot_at(history.positions[1]), token=0),
+        publish_next(snapshots, history.snapshot_at(history.positions[0]), token=0),
+        publish_next(snapshots, history.snapshot_at(history.positions[1]), token=0),
     ]
 
 
@@ -299,7 +286,7 @@ def test_an_incomplete_multipart_upload_under_an_orphan_is_aborted(
     from receipt_chroma.snapshots import open_snapshot_store
 
     snapshots = open_snapshot_store(f"s3://{s3_bucket}/snapshots")
-    publish(snapshots, history.snapshot_at(history.positions[0]), token=1)
+    publish_next(snapshots, history.snapshot_at(history.positions[0]), token=1)
     s3 = boto3.client("s3")
     name = f"snapshots/snapshots/{ORPHAN}/files/chroma/chroma.sqlite3"
     upload = s3.create_multipart_upload(Bucket=s3_bucket, Key=name)["UploadId"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from projections.publish import publish_directory
+from receipt_chroma.snapshots import SnapshotStore
 from tests.projection.helpers import Log, project
 
 
@@ -37,3 +39,16 @@ class History:
         if not path.exists():
             project(self.log.store, path, self.log.deltas, to=position)
         return path
+
+
+def publish_next(snapshots: SnapshotStore, directory: Path, token: int) -> str:
+    """Publish ``directory`` on top of whatever the pointer names now; returns its key."""
+    pointer, version = snapshots.pointer()
+    manifest, _ = publish_directory(
+        directory,
+        snapshots,
+        token=token,
+        parent=pointer.key if pointer else None,
+        expected=version,
+    )
+    return manifest.key
