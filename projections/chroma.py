@@ -212,6 +212,7 @@ def apply_batch(
         checkpoint=fold.last.position,
         checkpoint_event=fold.last.event.originator_id,
         hashes=fold.hashes,
+        provenances=fold.provenances,
     )
     faults.point("projection.after_state_commit")
     return (

@@ -49,3 +49,8 @@ class StateError(Exception):
 
 class CompactionGaveUp(Exception):
     """Every attempt lost the pointer swap to another publisher."""
+
+
+class QueryError(Exception):
+    """A query that cannot be answered: no model recorded for the collection, or one that
+    cannot run here."""

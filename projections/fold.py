@@ -30,6 +30,7 @@ from projections.state import (
 from receipt_chroma.client import COLLECTIONS, CollectionName
 from receipt_chroma.deltas import Delta, DeltaError
 from receipt_chroma.digest import record_hash
+from receipt_chroma.provenance import Provenance
 from receipt_chroma.records import ChromaRecord
 from receipt_chroma.writer import MetadataUpdate, Upsert
 from receipt_events.events import (
@@ -108,6 +109,7 @@ class Fold:
         self.merged: list[MergedDelta] = []
         self.held: list[HeldDelta] = []
         self.dimensions: dict[str, int] = {}
+        self.provenances: dict[str, Provenance] = {}  # collections whose model this batch set
         self.hashes = HashChanges()  # what the planned writes do to each collection's digest
         self.unhashed: dict[RecordKey, dict[str, Any]] = {}  # upserted: metadata, awaiting hash
         self.applied = 0
@@ -211,8 +213,8 @@ class Fold:
         self._check_records(delta, event.run_id, (event.image_id, event.receipt_id))
 
     def _check_records(self, delta: Delta, run_id: str, receipt: ReceiptId | None) -> None:
-        """Unchanged since first merged, ids of the right kind (of ``receipt`` if given), and
-        one embedding dimension, the collection's."""
+        """Unchanged since first merged, ids of the right kind (of ``receipt`` if given), one
+        embedding dimension, the collection's, and the collection's model."""
         collection = delta.collection
         known = self._known_digests.get((run_id, collection)) or self._state.delta_digest(
             run_id, collection
@@ -245,6 +247,17 @@ class Fold:
                 f"embedding dimensions {sorted(dimensions)} in {collection!r}"
                 + (f", which holds {expected}" if expected else ""),
             )
+        model = self._collection_provenance(collection)
+        both_known = model is not None and model.known and delta.provenance.known
+        if both_known and model is not None and not delta.provenance.same_model(model):
+            raise DeltaError(
+                delta.location,
+                f"embedded by {delta.provenance.label}, but {collection!r} holds vectors "
+                f"of {model.label}: vectors of two models cannot be compared",
+            )
+
+    def _collection_provenance(self, collection: str) -> Provenance | None:
+        return self.provenances.get(collection) or self._state.provenance(collection)
 
     def _merge(
         self,
@@ -289,13 +302,23 @@ class Fold:
         self._touch(receipt, key)
 
     def _note_merged(self, delta: Delta, run_id: str, position: int) -> None:
-        """Remember a merged delta: its dimension, its digest (checked on every later read)."""
+        """Remember a merged delta: its dimension, its digest (checked on every later read),
+        and its model, which becomes the collection's if the collection has no known one."""
         if delta.records:
             self.dimensions[delta.collection] = len(delta.records[0].embedding) // 4
+        model = self._collection_provenance(delta.collection)
+        if model is None or (not model.known and delta.provenance.known):
+            self.provenances[delta.collection] = delta.provenance
         self._known_digests[(run_id, delta.collection)] = delta.digest
         self.merged.append(
             MergedDelta(
-                run_id, delta.collection, delta.location, delta.digest, len(delta.records), position
+                run_id,
+                delta.collection,
+                delta.location,
+                delta.digest,
+                len(delta.records),
+                position,
+                delta.provenance,
             )
         )
 

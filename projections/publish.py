@@ -1,8 +1,8 @@
 """Publishing a snapshot directory to a snapshot store: manifest → upload → pointer swap.
 
 The manifest is built from the directory itself (checkpoint, canonical digest, counts,
-dimensions, every file's sha256) while the directory is sealed under its writer lock, so the
-files uploaded are exactly the files hashed.
+dimensions, each collection's model, every file's sha256) while the directory is sealed under
+its writer lock, so the files uploaded are exactly the files hashed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from projections.state import PROJECTION_VERSION
 from receipt_chroma.client import COLLECTIONS
 from receipt_chroma.digest import DIGEST_VERSION
 from receipt_chroma.directory_lock import LOCK_FILE
+from receipt_chroma.provenance import Provenance
 from receipt_chroma.snapshots import Manifest, Pointer, SnapshotStore, snapshot_key
 from receipt_chroma.snapshots.manifest import file_entries
 
@@ -41,6 +42,9 @@ def publish_directory(
             for name in COLLECTIONS
             if (dimension := state.dimension(name)) is not None
         }
+        provenance: dict[str, Provenance] = {
+            name: model for name in COLLECTIONS if (model := state.provenance(name)) is not None
+        }
         snapshot.seal()
         manifest = Manifest(
             key=snapshot_key(position, digest.digest, token),
@@ -50,6 +54,7 @@ def publish_directory(
             digest_version=DIGEST_VERSION,
             counts=digest.counts,
             dimensions=dimensions,
+            provenance=provenance,
             parent=parent,
             token=token,
             files=file_entries(path, exclude=frozenset({LOCK_FILE})),

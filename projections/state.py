@@ -28,6 +28,7 @@ from projections.metadata import LabelState
 from receipt_chroma.client import COLLECTIONS
 from receipt_chroma.digest import DIGEST_VERSION, Digest, snapshot_digest
 from receipt_chroma.lthash import LtHash
+from receipt_chroma.provenance import Provenance, decode_provenance, encode_provenance
 
 PROJECTION_VERSION = 1
 STATE_FILE = "state.sqlite3"
@@ -93,6 +94,7 @@ class MergedDelta(msgspec.Struct, frozen=True):
     digest: str
     records: int
     position: int
+    provenance: Provenance = Provenance()
 
 
 class HeldDelta(msgspec.Struct, frozen=True):
@@ -165,6 +167,7 @@ class ProjectionState:
         self._add_column("records", "adopted INTEGER NOT NULL DEFAULT 0")  # since 0.3
         self._add_column("records", "stored_sha BLOB")  # since 0.5 (digest v2)
         self._add_column("records", "record_hash BLOB")
+        self._add_column("deltas", "provenance TEXT")  # since 0.6: NULL for deltas merged before
         if self.get_meta(DIGEST_VERSION_KEY) is None and self.checkpoint == 0:
             self.set_meta(DIGEST_VERSION_KEY, DIGEST_VERSION)  # new: nothing to hash yet
         version = self.get_meta("projection_version")
@@ -262,6 +265,25 @@ class ProjectionState:
     def dimension(self, collection: str) -> int | None:
         value = self.get_meta(f"dimension:{collection}")
         return None if value is None else int(value)
+
+    def provenance(self, collection: str) -> Provenance | None:
+        """The model that made the collection's vectors: the first known provenance of a
+        delta merged into it, unknown while none was known, None before any delta (or in a
+        state from before provenance was kept)."""
+        value = self.get_meta(f"provenance:{collection}")
+        return None if value is None else msgspec.convert(value, Provenance)
+
+    def delta_provenances(self, collection: str) -> dict[str, int]:
+        """How many merged deltas of the collection each model made (its label; ``unknown``
+        also counts deltas merged before provenance was kept)."""
+        counts: dict[str, int] = {}
+        for text, count in self._db.execute(
+            "SELECT provenance, COUNT(*) FROM deltas WHERE collection = ? GROUP BY provenance",
+            (collection,),
+        ):
+            label = (decode_provenance(text) or Provenance()).label
+            counts[label] = counts.get(label, 0) + count
+        return dict(sorted(counts.items()))
 
     # -- receipts --------------------------------------------------------------------
 
@@ -373,6 +395,7 @@ class ProjectionState:
         checkpoint: int,
         checkpoint_event: str | None,
         hashes: HashChanges | None = None,
+        provenances: dict[str, Provenance] | None = None,
     ) -> None:
         """Save the batch's receipts, deltas, hash changes and the new checkpoint in one
         transaction."""
@@ -383,9 +406,18 @@ class ProjectionState:
             for view in views:
                 self._save_receipt(view)
             self._db.executemany(
-                "INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO deltas (run_id, collection, location, digest, records, "
+                "position, provenance) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (d.run_id, d.collection, d.location, d.digest, d.records, d.position)
+                    (
+                        d.run_id,
+                        d.collection,
+                        d.location,
+                        d.digest,
+                        d.records,
+                        d.position,
+                        encode_provenance(d.provenance),
+                    )
                     for d in merged
                 ],
             )
@@ -395,6 +427,8 @@ class ProjectionState:
             )
             for collection, dimension in dimensions.items():
                 self.set_meta(f"dimension:{collection}", dimension)
+            for collection, model in (provenances or {}).items():
+                self.set_meta(f"provenance:{collection}", msgspec.to_builtins(model))
             self.set_meta("checkpoint", checkpoint)
             self.set_meta("checkpoint_event", checkpoint_event)
             self._db.execute("DELETE FROM meta WHERE key = 'inflight_to'")

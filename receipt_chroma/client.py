@@ -66,10 +66,18 @@ class ChromaDirectory:
 
     ``create=True`` is for directories this product writes (collections are created with
     :class:`NoEmbeddingFunction` and cosine space); ``create=False`` is for reading an existing
-    directory (a delta, a rebuilt snapshot) and never writes to it.
+    directory (a delta, a rebuilt snapshot) and never writes to it. A producer writing a delta
+    passes the ``embedding_function`` that made its vectors: the collection's configuration
+    then records the model (:mod:`receipt_chroma.provenance`).
     """
 
-    def __init__(self, path: Path, *, create: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        create: bool,
+        embedding_function: EmbeddingFunction[Documents] | None = None,
+    ) -> None:
         self.path = path
         if not create and not (path / "chroma.sqlite3").exists():
             raise FileNotFoundError(f"{path} holds no Chroma database (chroma.sqlite3)")
@@ -77,6 +85,7 @@ class ChromaDirectory:
         self.client: ClientAPI = chromadb.PersistentClient(path=str(path), settings=settings())
         self._collections: dict[str, Collection] = {}
         self._create = create
+        self._embedding_function = embedding_function or NoEmbeddingFunction()
 
     def collection(self, name: CollectionName) -> Collection:
         found = self._collections.get(name)
@@ -84,7 +93,7 @@ class ChromaDirectory:
             if self._create:
                 found = self.client.get_or_create_collection(
                     name,
-                    embedding_function=NoEmbeddingFunction(),  # type: ignore[arg-type]
+                    embedding_function=self._embedding_function,  # type: ignore[arg-type]
                     configuration={"hnsw": {"space": "cosine"}},
                 )
             else:
@@ -117,5 +126,10 @@ class ChromaDirectory:
         self.close()
 
 
-def open_chroma(path: Path, *, create: bool = True) -> ChromaDirectory:
-    return ChromaDirectory(path, create=create)
+def open_chroma(
+    path: Path,
+    *,
+    create: bool = True,
+    embedding_function: EmbeddingFunction[Documents] | None = None,
+) -> ChromaDirectory:
+    return ChromaDirectory(path, create=create, embedding_function=embedding_function)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
+from receipt_chroma.provenance import decode_provenance, encode_provenance
+
 if TYPE_CHECKING:
     from receipt_chroma.client import CollectionName
     from receipt_chroma.deltas import Delta, DeltaSource, Fingerprint
@@ -50,6 +52,9 @@ class IndexEntry(msgspec.Struct, frozen=True):
     collection: str
     stamp: str
     digest: str
+    # the delta's provenance (JSON), a property of the place, not of the records the entry
+    # holds; None in indexes written before provenance was read: a miss
+    provenance: str | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -94,7 +99,7 @@ class DeltaCache:
             return None
         entry_path = self._entries / named.group(1)
         try:
-            delta = _decode(entry_path.read_bytes(), index.digest, location, collection)
+            delta = _decode(entry_path.read_bytes(), index, location, collection)
         except OSError:
             return None
         if delta is None:  # truncated, damaged or not what its name says
@@ -111,7 +116,9 @@ class DeltaCache:
         if not named:
             return
         rows = [(r.id, r.document, r.metadata, r.embedding) for r in delta.records]
-        index = IndexEntry(place, collection, stamp, delta.digest)
+        index = IndexEntry(
+            place, collection, stamp, delta.digest, encode_provenance(delta.provenance)
+        )
         try:  # the entry before the index that names it
             written = self._write(self._entries / named.group(1), _encoder.encode(Entry(rows)))
             written += self._write(self._index_path(place, collection), _encoder.encode(index))
@@ -215,17 +222,26 @@ def delta_cache_from_env(source: DeltaSource, env: Mapping[str, str]) -> DeltaSo
     return with_delta_cache(source, env.get(CACHE_ENV), int(max_mb))
 
 
-def _decode(body: bytes, digest: str, location: str, collection: CollectionName) -> Delta | None:
+def _decode(
+    body: bytes, index: IndexEntry, location: str, collection: CollectionName
+) -> Delta | None:
     from receipt_chroma.deltas import Delta, delta_digest
     from receipt_chroma.records import ChromaRecord
 
     try:
         records = [ChromaRecord(*row) for row in _entry_decoder.decode(body).records]
+        provenance = decode_provenance(index.provenance)
     except msgspec.DecodeError:
         return None
-    if delta_digest(records) != digest:
+    if provenance is None or delta_digest(records) != index.digest:
         return None
-    return Delta(location=location, collection=collection, records=records, digest=digest)
+    return Delta(
+        location=location,
+        collection=collection,
+        records=records,
+        digest=index.digest,
+        provenance=provenance,
+    )
 
 
 def _unlink(path: Path) -> None:

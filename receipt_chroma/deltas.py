@@ -23,6 +23,7 @@ import msgspec
 
 from receipt_chroma.client import CollectionName, open_chroma
 from receipt_chroma.digest import canonical_line, dump_collection
+from receipt_chroma.provenance import Provenance, provenance_from_configuration
 from receipt_chroma.records import ChromaRecord
 
 TARBALL_NAME = "delta.tar.gz"
@@ -43,6 +44,9 @@ class Delta(msgspec.Struct, frozen=True):
     collection: CollectionName
     records: list[ChromaRecord]  # sorted by id
     digest: str  # "sha256:<hex>" of the records
+    # the model its producer says made the vectors (not part of ``digest``: a digest names
+    # the records, and deltas merged before provenance was read must keep theirs)
+    provenance: Provenance = Provenance()
 
 
 class DeltaSource(Protocol):
@@ -157,7 +161,9 @@ def read_chroma_delta(
         try:
             if not chroma.has_collection(collection):
                 raise DeltaError(location, f"has no {collection!r} collection")
-            records = dump_collection(chroma.collection(collection))
+            found = chroma.collection(collection)
+            provenance = provenance_from_configuration(found.configuration_json)
+            records = dump_collection(found)
         except DeltaError:
             raise
         except Exception as error:
@@ -165,7 +171,11 @@ def read_chroma_delta(
         finally:
             chroma.close()
     return Delta(
-        location=location, collection=collection, records=records, digest=delta_digest(records)
+        location=location,
+        collection=collection,
+        records=records,
+        digest=delta_digest(records),
+        provenance=provenance,
     )
 
 
@@ -174,15 +184,24 @@ class MemoryDeltaSource:
 
     def __init__(self) -> None:
         self.deltas: dict[tuple[str, str], list[ChromaRecord]] = {}
+        self.provenances: dict[tuple[str, str], Provenance] = {}
 
-    def put(self, location: str, collection: CollectionName, records: list[ChromaRecord]) -> None:
+    def put(
+        self,
+        location: str,
+        collection: CollectionName,
+        records: list[ChromaRecord],
+        provenance: Provenance | None = None,
+    ) -> None:
         self.deltas[(location, collection)] = sorted(records, key=lambda record: record.id)
+        self.provenances[(location, collection)] = provenance or Provenance()
 
     def read(self, location: str, collection: CollectionName) -> Delta:
         records = self.deltas.get((location, collection))
         if records is None:
             raise DeltaError(location, "not found", missing=True)
-        return Delta(location, collection, list(records), delta_digest(records))
+        provenance = self.provenances.get((location, collection), Provenance())
+        return Delta(location, collection, list(records), delta_digest(records), provenance)
 
 
 class S3DeltaSource:

@@ -73,9 +73,9 @@ def _canonical(config: dict[str, Any]) -> dict[str, Any]:
     return decoded
 
 
-def encode(provenance: Provenance) -> str:
+def encode_provenance(provenance: Provenance) -> str:
     return msgspec.json.encode(provenance, order="sorted").decode()
 
 
-def decode(text: str | None) -> Provenance | None:
+def decode_provenance(text: str | None) -> Provenance | None:
     return None if text is None else msgspec.json.decode(text, type=Provenance)

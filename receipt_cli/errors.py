@@ -20,6 +20,7 @@ from projections.errors import (
     NotASnapshot,
     ProjectionConflict,
     ProjectionStopped,
+    QueryError,
     StateError,
 )
 from receipt_chroma.directory_lock import DirectoryBusy
@@ -47,6 +48,7 @@ KNOWN: tuple[tuple[tuple[type[BaseException], ...], int, str], ...] = (
     ((PersistenceError,), EXIT_CHECK_FAILED, "the event store failed: "),
     ((ProjectionStopped, DeltaProblem), EXIT_CHECK_FAILED, "projection stopped: "),
     ((ProjectionConflict, NotASnapshot, StateError), EXIT_BAD_INPUT, ""),
+    ((QueryError,), EXIT_BAD_INPUT, "query: "),
     ((DirectoryBusy,), EXIT_CHECK_FAILED, ""),
     (
         (PointerConflict, FencedOut, LeaseBusy, LeaseLost, CompactionGaveUp),

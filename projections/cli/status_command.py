@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from projections.cli.options import OptionalSnapshotDirOption
+from receipt_chroma.provenance import Provenance
 from receipt_events.cli.options import JsonOption, StoreOption, opened_store
 from receipt_events.cli.output import console, emit_json
+
+if TYPE_CHECKING:
+    from projections.state import ProjectionState
 
 
 def status_command(
@@ -42,6 +46,8 @@ def status_command(
             f"lag            {document['lag']}",
             f"records        {document['records']}",
         ]
+        for name, model in document["models"].items():
+            lines.append(f"model {name:<8} {model_line(model)}")
         if document["inflight_to"] is not None:
             lines.append(f"in flight to   {document['inflight_to']} (run project to finish)")
         for held in document["held_deltas"]:
@@ -55,6 +61,7 @@ def status_command(
 def snapshot_status(directory: Path, head: int) -> dict[str, Any]:
     """The snapshot directory's part of ``status``."""
     from projections.snapshot_dir import open_snapshot
+    from receipt_chroma.client import COLLECTIONS
 
     with open_snapshot(directory, create=False) as snapshot:
         state = snapshot.state
@@ -65,4 +72,30 @@ def snapshot_status(directory: Path, head: int) -> dict[str, Any]:
             "inflight_to": state.inflight_to,
             "records": state.record_count(),
             "held_deltas": [msgspec.to_builtins(held) for held in state.held_deltas()],
+            "models": {name: collection_model(state, name) for name in COLLECTIONS},
         }
+
+
+def collection_model(state: ProjectionState, collection: str) -> dict[str, Any]:
+    """What made a collection's vectors: the model recorded for it (``function`` and
+    ``config``, as Chroma names embedding functions; ``known`` false when its deltas said
+    nothing), its dimension, and how many merged deltas each model made."""
+    model = state.provenance(collection)
+    return {
+        "known": model is not None and model.known,
+        "label": (model or Provenance()).label if model or state.dimension(collection) else None,
+        "function": None if model is None else model.function,
+        "config": None if model is None else model.config,
+        "dimension": state.dimension(collection),
+        "deltas": state.delta_provenances(collection),
+    }
+
+
+def model_line(model: dict[str, Any]) -> str:
+    if model["label"] is None:
+        return "none yet (no delta merged)"
+    deltas = ", ".join(f"{count} by {label}" for label, count in model["deltas"].items())
+    line = f"{model['label']} ({model['dimension']}-d)"
+    if not model["known"]:
+        line += ": the deltas recorded no model; query cannot embed for it"
+    return f"{line}; deltas: {deltas}" if deltas else line

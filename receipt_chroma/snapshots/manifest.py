@@ -19,6 +19,8 @@ from pathlib import Path
 
 import msgspec
 
+from receipt_chroma.provenance import Provenance
+
 MANIFEST_VERSION = 1
 HASH_CACHE = ".file-hashes.json"  # beside a snapshot directory's files; never in a manifest
 HASH_CACHE_VERSION = 1
@@ -43,6 +45,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     digest_version: int = 1  # of ``digest``; manifests written before version 2 name none
     counts: dict[str, int]
     dimensions: dict[str, int]
+    # the model that made each collection's vectors (receipt_chroma/provenance.py); absent in
+    # manifests from before provenance was kept, and for a collection no delta has reached
+    provenance: dict[str, Provenance] = {}
     parent: str | None  # the snapshot the pointer named when this one was published
     token: int  # fencing token of the publisher's lease
     files: list[FileEntry]
