@@ -8,15 +8,22 @@ or is one this install cannot run, is refused with the reason, never embedded by
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, cast
 
 import msgspec
+from chromadb.errors import ChromaError
 
 from projections.errors import QueryError
 from projections.snapshot_dir import open_snapshot
 from receipt_chroma.client import CollectionName
 from receipt_chroma.provenance import Provenance
+
+
+class WhereRefused(QueryError):
+    """Chroma refused the ``where`` filter (its syntax: one condition per object, several
+    combined with ``$and`` / ``$or``, operators such as ``$eq``, ``$in``, ``$contains``)."""
 
 
 class QueryHit(msgspec.Struct, frozen=True):
@@ -44,19 +51,36 @@ def query_snapshot(
     where: dict[str, Any] | None = None,
 ) -> QueryResult:
     """The ``n`` records of ``collection`` nearest to ``text`` (cosine distance), optionally
-    filtered by Chroma's ``where`` syntax; raises :class:`QueryError` when it cannot embed."""
+    filtered by Chroma's ``where`` syntax (``{}`` is no filter); raises :class:`QueryError`
+    when it cannot embed, :class:`WhereRefused` when Chroma refuses the filter."""
+    where = where or None
     with open_snapshot(path, create=False) as snapshot:
         state = snapshot.state
         model = state.provenance(collection)
         dimension = state.dimension(collection)
         embed = query_embedder(path, collection, model, dimension)
         vector = embed(text)
-        found = snapshot.chroma.collection(collection).query(
-            query_embeddings=[vector],
-            n_results=n,
-            where=cast(Any, where),
-            include=["documents", "metadatas", "distances"],
-        )
+        if dimension is not None and len(vector) != dimension:
+            raise QueryError(
+                f"{path}: the {collection!r} collection holds {dimension}-d vectors, but its "
+                f"recorded model ({model.label if model else 'none'}) made a "
+                f"{len(vector)}-d one: its deltas recorded the wrong model"
+            )
+        try:
+            found = snapshot.chroma.collection(collection).query(
+                query_embeddings=[vector],
+                n_results=n,
+                where=cast(Any, where),
+                include=["documents", "metadatas", "distances"],
+            )
+        except (ValueError, ChromaError) as error:
+            if where is None:
+                raise
+            shown = json.dumps(where, default=str)
+            raise WhereRefused(
+                f"Chroma refused the filter {shown}: {error} (one condition per object, e.g. "
+                '{"label_status": "validated"}; combine several with $and / $or)'
+            ) from None
         position = state.checkpoint
     hits = [
         QueryHit(id=record_id, document=document, distance=float(distance), metadata=dict(meta))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from projections.query import QueryResult, query_snapshot
 from projections.restore import ensure_local_copy
 from projections.runner import catch_up
 from projections.snapshot_dir import open_snapshot
-from receipt_chroma.client import ChromaDirectory, open_chroma
+from receipt_chroma.client import ChromaDirectory, CollectionName, open_chroma
 from receipt_chroma.deltas import DeltaSource, DeltaSources
 from receipt_chroma.snapshots import SnapshotStore, open_snapshot_store
 from receipt_events.store import EventStore, open_store
@@ -39,3 +41,21 @@ def open_fresh(
         if isinstance(store, str):
             event_store.close()
     return open_chroma(path / "chroma", create=False)
+
+
+def query_fresh(
+    snapshots: SnapshotStore | str,
+    store: EventStore | str,
+    text: str,
+    *,
+    workdir: Path,
+    deltas: DeltaSource | str = ".",
+    collection: CollectionName = "words",
+    n: int = 10,
+    where: dict[str, Any] | None = None,
+) -> QueryResult:
+    """The ``n`` records nearest to ``text`` in the current collections (:func:`open_fresh`:
+    the latest published snapshot plus the log's tail), embedded by the collection's recorded
+    model; see :func:`projections.query.query_snapshot` for ``where`` and what it raises."""
+    open_fresh(snapshots, store, workdir=workdir, deltas=deltas).close()
+    return query_snapshot(workdir / "snapshot", text, collection=collection, n=n, where=where)

@@ -1,5 +1,6 @@
 """The commands of the projection layer: ``project``, ``rebuild``, ``digest``, ``verify``,
-``diff``, ``status``, ``snapshot``, ``compact``, ``lease``, ``backfill`` and ``compare``.
+``diff``, ``status``, ``snapshot``, ``compact``, ``lease``, ``backfill``, ``compare`` and
+``query``.
 
 They build on the kit in ``receipt_events.cli`` (options, output, exit statuses) and import
 the projection, and so chromadb, only inside their bodies, when they run.
@@ -24,6 +25,7 @@ from projections.cli.projection_commands import (
     rebuild_command,
     verify_command,
 )
+from projections.cli.query_command import query_command
 from projections.cli.snapshot_commands import snapshot_app
 from projections.cli.status_command import status_command
 from receipt_events.cli.aliases import with_aliases
@@ -45,6 +47,7 @@ def register(app: typer.Typer) -> None:
     command("diff")(diff_command)
     command("backfill")(backfill_command)
     command("compare")(compare_command)
+    command("query")(query_command)
     app.add_typer(snapshot_app, name="snapshot")
     command("compact")(compact_command)
     app.add_typer(lease_app, name="lease")

@@ -157,6 +157,17 @@ def test_status_with_chroma_shows_checkpoint_and_lag(world: World) -> None:
         "inflight_to": None,
         "records": {"lines": 2, "words": 2},
         "held_deltas": [],
+        "models": {
+            name: {
+                "known": False,
+                "label": "unknown",
+                "function": "unknown",
+                "config": {},
+                "dimension": 8,
+                "deltas": {"unknown": 1},
+            }
+            for name in ("lines", "words")
+        },
     }
     human = cli(world, "status", "--snapshot-dir", world.snap)
     assert human.exit_code == 0
