@@ -66,6 +66,7 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/backfill.py $(BENCH_ARGS)
 	$(BIN)/python bench/store.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+	$(BIN)/python bench/embedding.py $(BENCH_ARGS)
 
 ## lambda-zip: the stream processor's deployment zip (build/stream-processor.zip), no chromadb
 lambda-zip: $(STAMP)

@@ -8,9 +8,10 @@ vectors are 384-d and unit length. Against the fp32 model they agree to cosine â
 BENCHMARKS.md).
 
 Texts are embedded in batches of similar length, padded to the batch's longest text rather
-than to Chroma's fixed 256 tokens (which makes its own ONNX function ~40x slower on receipt
-words). A text's vector depends on its batch's padding in the last bits, so vectors are made
-once, by the producer, and carried in deltas: replay never re-embeds.
+than to Chroma's fixed 256 tokens (~100x faster on receipt words; BENCHMARKS.md). Here a
+text's vector did not depend on its batch, but it does depend on the runtime (graph
+optimisation off changed it by up to 1.9e-7), so vectors are made once, by the producer, and
+carried in deltas: replay never re-embeds.
 
 Registered as a Chroma embedding function: a delta collection created with it records the
 model in its configuration (:mod:`receipt_chroma.provenance`).
