@@ -20,7 +20,8 @@ from receipt_events.store import open_store
 from synthetic.deltas import run_records
 from tests.lambdas.checks import assert_matches_table, dump_snapshot, metadata_of
 from tests.projection.helpers import OTHER_IMAGE, Log
-from tests.projection.test_query import (
+from tests.support.lambda_pipeline import DIMENSION, STORES, Pipeline
+from tests.support.model_snapshots import (
     BAKERY,
     BAKERY_TOTAL,
     GROCER,
@@ -28,7 +29,6 @@ from tests.projection.test_query import (
     require_model,
     write_run,
 )
-from tests.support.lambda_pipeline import DIMENSION, STORES, Pipeline
 from tests.support.receipt_table import final_keys
 
 

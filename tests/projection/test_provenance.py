@@ -32,7 +32,7 @@ from receipt_chroma.snapshots import open_snapshot_store
 from receipt_cli.app import app
 from receipt_events.store import open_store
 from tests.projection.helpers import Log, checkpoint, project, records, write_deltas
-from tests.projection.test_query import (
+from tests.support.model_snapshots import (
     MINILM,
     OTHER,
     build_model_world,
