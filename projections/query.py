@@ -9,6 +9,7 @@ or is one this install cannot run, is refused with the reason, never embedded by
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -105,7 +106,7 @@ def query_snapshot(
 
 def query_embedder(
     path: Path, collection: str, model: Provenance | None, dimension: int | None
-) -> Any:
+) -> Callable[[str], Sequence[float]]:
     """A function text → vector for the collection's recorded model, or :class:`QueryError`."""
     from receipt_chroma import minilm
 

@@ -5,11 +5,10 @@ model."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,13 +16,14 @@ import pytest
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from receipt_chroma import minilm
-from receipt_chroma.client import CollectionName, open_chroma
+from receipt_chroma.client import CollectionName
 from receipt_chroma.deltas import LocalDeltaSource
 from receipt_chroma.provenance import Provenance
 from receipt_chroma.records import ChromaRecord, embedding_bytes
 from receipt_events.events import EmbeddingsPublished
 from receipt_events.keys import LineKey, WordKey
 from receipt_events.store import EventStore, open_store
+from synthetic.deltas import write_delta
 from tests.projection.helpers import IMAGE, OTHER_IMAGE, Log, project, vector
 from tests.support.ci import in_ci
 
@@ -86,27 +86,6 @@ def delta_records(
     return sorted(records, key=lambda record: record.id)
 
 
-def write_chroma_delta(
-    path: Path,
-    collection: CollectionName,
-    records: list[ChromaRecord],
-    function: EmbeddingFunction[Documents] | None,
-) -> None:
-    """A delta directory as a producer writes it: the collection created with the embedding
-    function that made its vectors (None: the old way, which records no model)."""
-    if path.exists():
-        shutil.rmtree(path)
-    with open_chroma(path, create=True, embedding_function=function) as chroma:
-        target = chroma.collection(collection)
-        if records:
-            target.upsert(
-                ids=[r.id for r in records],
-                embeddings=np.stack([r.vector() for r in records]),
-                documents=[r.document or "" for r in records],
-                metadatas=[cast(Any, dict(r.metadata)) for r in records],
-            )
-
-
 def write_run(
     log: Log,
     root: Path,
@@ -125,17 +104,19 @@ def write_run(
     event = log.run(run_id, image=image, receipt=receipt, store_deltas=False)
     chosen = function if words_function == "same" else words_function
     assert not isinstance(chosen, str)
-    write_chroma_delta(
+    write_delta(
         root / event.lines_delta,
         "lines",
         delta_records("lines", image, receipt, lines, embed),
-        function,
+        "directory",
+        embedding_function=function,
     )
-    write_chroma_delta(
+    write_delta(
         root / event.words_delta,
         "words",
         delta_records("words", image, receipt, words, embed),
-        chosen,
+        "directory",
+        embedding_function=chosen,
     )
     return event
 
